@@ -1,0 +1,97 @@
+"""Stage 1: the ResNet backbone, from pixels to Res2..Res5.
+
+Explained in ``book/01_backbone.ipynb``. The backbone is torchvision's ResNet with frozen batch
+norm (torchvision.ops.FrozenBatchNorm2d: the ImageNet statistics stay fixed, since a detection
+batch of two images is too small to estimate them). Its four stages give the four feature maps
+the rest of DETR uses:
+
+    res2 = layer1(stem(x))   (B, 256,  H/4,  W/4)    (channels for ResNet-50/101)
+    res3 = layer2(res2)      (B, 512,  H/8,  W/8)
+    res4 = layer3(res3)      (B, 1024, H/16, W/16)
+    res5 = layer4(res4)      (B, 2048, H/32, W/32)   (H/16 in the DC5 variant)
+
+Res5 feeds the transformer; Res4, Res3 and Res2 come back as the skip connections of the mask
+head (``book/04_mask_head.ipynb``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
+
+from .config import DETRConfig
+from .position_encoding import SinePositionEncoding
+from .preprocessing import ImageBatch
+
+LEVELS = ("res2", "res3", "res4", "res5")
+
+
+class ResNetBackbone(nn.Module):
+    """torchvision ResNet without its classifier, returning every stage's output.
+
+    ``body`` keeps torchvision's own module names (conv1, bn1, layer1..layer4), so the official
+    checkpoints' ``detr.backbone.0.body.*`` keys load unchanged.
+    """
+
+    def __init__(self, name: str = "resnet50", dilation: bool = False, frozen_batchnorm: bool = True):
+        super().__init__()
+        if not hasattr(torchvision.models, name):
+            raise ValueError(f"torchvision has no model {name!r}; use e.g. 'resnet50' or 'resnet101'")
+        norm_layer = FrozenBatchNorm2d if frozen_batchnorm else nn.BatchNorm2d
+        # DC5: layer4 keeps stride 1 and dilates its 3x3 convolutions by 2 instead.
+        self.body = getattr(torchvision.models, name)(
+            weights=None, norm_layer=norm_layer, replace_stride_with_dilation=[False, False, dilation]
+        )
+        del self.body.fc, self.body.avgpool  # classification head: unused, and absent from checkpoints
+        self.strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 16 if dilation else 32}
+        self.channels = {
+            level: stage[-1].conv3.out_channels if hasattr(stage[-1], "conv3") else stage[-1].conv2.out_channels
+            for level, stage in zip(LEVELS, (self.body.layer1, self.body.layer2, self.body.layer3, self.body.layer4))
+        }
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        body = self.body
+        x = body.maxpool(body.relu(body.bn1(body.conv1(images))))  # (B, 64, H/4, W/4)
+        res2 = body.layer1(x)     # (B, 256, H/4, W/4)
+        res3 = body.layer2(res2)  # (B, 512, H/8, W/8)
+        res4 = body.layer3(res3)  # (B, 1024, H/16, W/16)
+        res5 = body.layer4(res4)  # (B, 2048, H/32, W/32)
+        return {"res2": res2, "res3": res3, "res4": res4, "res5": res5}
+
+
+def downsample_mask(mask: torch.Tensor, size) -> torch.Tensor:
+    """The padding mask at a feature map's size, by nearest-neighbour sampling.
+
+    (B, H, W) -> (B, h, w); True still means padding.
+    """
+    return F.interpolate(mask[None].float(), size=tuple(size))[0].to(torch.bool)  # (B, h, w)
+
+
+class BackboneWithPosition(nn.Sequential):
+    """The backbone (index 0) and the positional encoding (index 1), as in the official Joiner.
+
+    Returns the four feature maps, the padding mask at each level and the positional encoding
+    of Res5, the only level the transformer sees.
+    """
+
+    def __init__(self, config: DETRConfig):
+        super().__init__(
+            ResNetBackbone(config.backbone, config.dilation, config.frozen_batchnorm),
+            SinePositionEncoding(config.hidden_dim // 2, config.pos_temperature),
+        )
+
+    @property
+    def resnet(self) -> ResNetBackbone:
+        return self[0]
+
+    @property
+    def position_encoding(self) -> SinePositionEncoding:
+        return self[1]
+
+    def forward(self, batch: ImageBatch):
+        features = self.resnet(batch.tensors)
+        masks = {level: downsample_mask(batch.mask, x.shape[-2:]) for level, x in features.items()}
+        pos = self.position_encoding(masks["res5"])  # (B, d, H/32, W/32)
+        return features, masks, pos

@@ -1,0 +1,87 @@
+"""Model configurations: the official panoptic models and a tiny one for CPU work.
+
+Explained in ``book/01_backbone.ipynb`` (which backbone) and ``book/02_transformer.ipynb``
+(the transformer sizes). Every number that shapes a tensor lives here, with a name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+# COCO panoptic category ids run up to 250 in DETR's numbering; one more logit is "no object".
+COCO_PANOPTIC_NUM_CLASSES = 250
+
+# The official torch.hub entry points mark category ids <= 90 as things, the rest as stuff.
+COCO_LAST_THING_ID = 90
+
+
+@dataclass(frozen=True)
+class DETRConfig:
+    """Every size in a DETR panoptic model.
+
+    Fields
+    ------
+    backbone: torchvision ResNet name ("resnet50", "resnet101", "resnet18", ...).
+    dilation: DC5 variant: layer4 uses dilation instead of stride, so Res5 is H/16, not H/32.
+    hidden_dim: d, the transformer width (256 in the official models).
+    nheads: attention heads in the transformer and in the box-embedding attention maps (M = 8).
+    enc_layers / dec_layers: encoder and decoder depth (6 / 6).
+    dim_feedforward: width of each layer's feed-forward block (2048).
+    dropout: used only in training (0.1).
+    num_queries: N, the object queries (100).
+    num_classes: C, category ids 0..C-1; the classifier has C + 1 outputs, the last one "no object".
+    mask_groups: GroupNorm groups in the mask head (8).
+    pos_temperature: temperature of the sine positional encoding (10000).
+    frozen_batchnorm: the official models freeze the backbone's batch norm (statistics from
+        ImageNet); a backbone trained from scratch needs ordinary BatchNorm2d instead.
+    """
+
+    backbone: str = "resnet50"
+    dilation: bool = False
+    hidden_dim: int = 256
+    nheads: int = 8
+    enc_layers: int = 6
+    dec_layers: int = 6
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    num_queries: int = 100
+    num_classes: int = COCO_PANOPTIC_NUM_CLASSES
+    mask_groups: int = 8
+    pos_temperature: float = 10000.0
+    frozen_batchnorm: bool = True
+
+    def with_overrides(self, **changes) -> "DETRConfig":
+        """A copy with some fields changed, e.g. ``num_classes=7`` for your own dataset."""
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise TypeError(
+                f"unknown config field(s) {unknown}; valid fields: {sorted(self.__dataclass_fields__)}"
+            )
+        return replace(self, **changes)
+
+
+CONFIGS: dict[str, DETRConfig] = {
+    "detr-r50-panoptic": DETRConfig(backbone="resnet50"),
+    "detr-r50-dc5-panoptic": DETRConfig(backbone="resnet50", dilation=True),
+    "detr-r101-panoptic": DETRConfig(backbone="resnet101"),
+    # Small enough to train and trace on two CPU cores: ResNet-18 and a 2+2 layer transformer
+    # of width 128. hidden_dim + nheads = 136 channels enter the mask head, divisible by the
+    # 8 GroupNorm groups; its later widths 64, 32, 16, 8 are too.
+    "detr-tiny": DETRConfig(
+        backbone="resnet18",
+        hidden_dim=128,
+        nheads=8,
+        enc_layers=2,
+        dec_layers=2,
+        dim_feedforward=512,
+        num_queries=20,
+        num_classes=COCO_PANOPTIC_NUM_CLASSES,
+    ),
+}
+
+
+def get_config(name: str, **overrides) -> DETRConfig:
+    """The named preset, with optional field overrides."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown model {name!r}; choose one of {sorted(CONFIGS)}")
+    config = CONFIGS[name]
+    return config.with_overrides(**overrides) if overrides else config

@@ -1,0 +1,138 @@
+"""Stage 4: the FPN-style mask head, from H/32 attention maps to H/4 mask logits.
+
+Explained in ``book/04_mask_head.ipynb``. The official name is MaskHeadSmallConv.
+
+Every query is processed on its own, as one sample of a batch of B*N:
+
+    input   cat(projected Res5, the query's M attention maps)  (B*N, d+M,  H/32, W/32)
+    lay1    3x3 conv, GroupNorm, ReLU                           (B*N, d+M,  H/32, W/32)
+    lay2    3x3 conv, GroupNorm, ReLU                           (B*N, d/2,  H/32, W/32)
+    + Res4  nearest x2 upsampling + 1x1 adapter(Res4)           (B*N, d/2,  H/16, W/16)
+    lay3                                                        (B*N, d/4,  H/16, W/16)
+    + Res3                                                      (B*N, d/4,  H/8,  W/8)
+    lay4                                                        (B*N, d/8,  H/8,  W/8)
+    + Res2                                                      (B*N, d/8,  H/4,  W/4)
+    lay5                                                        (B*N, d/16, H/4,  W/4)
+    out_lay 3x3 conv to one channel, no activation              (B*N, 1,    H/4,  W/4)
+
+The "Res5" that is concatenated is the *projected* Res5 (``src_proj``, the 1x1 input_proj of
+the backbone's last stage, d channels), not the raw 2048-channel Res5 and not the encoder memory.
+The skips Res4, Res3, Res2 are the backbone's layer3, layer2, layer1 outputs, brought to the
+head's width by 1x1 "adapter" convolutions.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv_gn_relu(x, conv: nn.Conv2d, norm: nn.GroupNorm):
+    return F.relu(norm(conv(x)))
+
+
+def _add_skip(x: torch.Tensor, skip: torch.Tensor, image_index: Optional[torch.Tensor]) -> torch.Tensor:
+    """Upsample ``x`` (queries of all images) to the skip's size and add the skip of each
+    query's image. x: (K, C, h, w); skip: (B, C, 2h, 2w); returns (K, C, 2h, 2w)."""
+    up = F.interpolate(x, size=skip.shape[-2:], mode="nearest")      # (K, C, 2h, 2w)
+    if image_index is None:                                           # all N queries of every image
+        batch = skip.shape[0]
+        up = up.view(batch, -1, *up.shape[1:]) + skip[:, None]        # (B, N, C, 2h, 2w) by broadcasting
+        return up.flatten(0, 1)                                       # (B*N, C, 2h, 2w)
+    return skip[image_index] + up                                     # (K, C, 2h, 2w)
+
+
+class MaskHead(nn.Module):
+    """FPN-style convolutional mask head with Res4, Res3, Res2 skips."""
+
+    def __init__(self, hidden_dim: int = 256, nheads: int = 8,
+                 fpn_dims: Sequence[int] = (1024, 512, 256), groups: int = 8):
+        super().__init__()
+        dim = hidden_dim + nheads
+        # widths: d+M, then d/2, d/4, d/8, d/16 as the maps get 2x larger at each skip
+        widths = [dim, hidden_dim // 2, hidden_dim // 4, hidden_dim // 8, hidden_dim // 16]
+        for width in widths:
+            if width % groups:
+                raise ValueError(
+                    f"mask head width {width} is not divisible by {groups} GroupNorm groups; "
+                    "choose hidden_dim and nheads so that hidden_dim + nheads and hidden_dim / 16 are"
+                )
+        self.hidden_dim = hidden_dim
+        self.lay1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.gn1 = nn.GroupNorm(groups, dim)
+        self.lay2 = nn.Conv2d(dim, widths[1], 3, padding=1)
+        self.gn2 = nn.GroupNorm(groups, widths[1])
+        self.lay3 = nn.Conv2d(widths[1], widths[2], 3, padding=1)
+        self.gn3 = nn.GroupNorm(groups, widths[2])
+        self.lay4 = nn.Conv2d(widths[2], widths[3], 3, padding=1)
+        self.gn4 = nn.GroupNorm(groups, widths[3])
+        self.lay5 = nn.Conv2d(widths[3], widths[4], 3, padding=1)
+        self.gn5 = nn.GroupNorm(groups, widths[4])
+        self.out_lay = nn.Conv2d(widths[4], 1, 3, padding=1)
+        self.adapter1 = nn.Conv2d(fpn_dims[0], widths[1], 1)
+        self.adapter2 = nn.Conv2d(fpn_dims[1], widths[2], 1)
+        self.adapter3 = nn.Conv2d(fpn_dims[2], widths[3], 1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_uniform_(module.weight, a=1)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, src_proj: torch.Tensor, bbox_mask: torch.Tensor, fpns: Sequence[torch.Tensor],
+                recorder: Optional[dict] = None) -> torch.Tensor:
+        """src_proj (B, d, h, w); bbox_mask (B, N, M, h, w); fpns [Res4, Res3, Res2].
+        Returns mask logits (B*N, 1, H/4, W/4), batch-major (image 0's N queries first)."""
+        n = bbox_mask.shape[1]
+        context = src_proj.repeat_interleave(n, dim=0)                # (B*N, d, h, w): same for each query
+        x = torch.cat([context, bbox_mask.flatten(0, 1)], dim=1)      # (B*N, d+M, h, w)
+        stages = None if recorder is None else {"input": x}
+        x = _conv_gn_relu(x, self.lay1, self.gn1)                     # (B*N, d+M, h, w)
+        if stages is not None:
+            stages["lay1"] = x
+            recorder["mask_head_stages"] = stages
+        return self._upsample(x, fpns, None, stages)
+
+    def forward_selected(self, src_proj: torch.Tensor, bbox_mask: torch.Tensor,
+                         fpns: Sequence[torch.Tensor], image_index: torch.Tensor) -> torch.Tensor:
+        """The same mask logits for only some queries, computed with less work.
+
+        bbox_mask (K, M, h, w) holds the attention maps of K chosen queries; image_index (K,)
+        says which image each belongs to. Returns (K, 1, H/4, W/4).
+
+        Why the answer is unchanged: every query is an independent sample of the head (its
+        convolutions and GroupNorm never mix samples), so dropping queries does not change the
+        others. And lay1 is linear in its input, so the convolution of cat(src_proj, maps)
+        equals conv(src_proj, W[:, :d]) + conv(maps, W[:, d:]) + bias. The first term is the
+        same for every query of an image: it is computed once per image instead of once per
+        query, which removes about a third of the head's work. Only floating-point summation
+        order changes (differences around 1e-6).
+        """
+        d = self.hidden_dim
+        weight = self.lay1.weight                                     # (d+M, d+M, 3, 3)
+        context = F.conv2d(src_proj, weight[:, :d], self.lay1.bias, padding=1)  # (B, d+M, h, w)
+        per_query = F.conv2d(bbox_mask, weight[:, d:], None, padding=1)        # (K, d+M, h, w)
+        x = F.relu(self.gn1(context[image_index] + per_query))        # (K, d+M, h, w)
+        return self._upsample(x, fpns, image_index, None)
+
+    def _upsample(self, x, fpns, image_index, stages: Optional[dict]) -> torch.Tensor:
+        """lay2 .. out_lay: the FPN part shared by both forwards."""
+        steps = (
+            ("+res4", self.adapter1, "lay3", self.lay3, self.gn3),
+            ("+res3", self.adapter2, "lay4", self.lay4, self.gn4),
+            ("+res2", self.adapter3, "lay5", self.lay5, self.gn5),
+        )
+        x = _conv_gn_relu(x, self.lay2, self.gn2)                     # (K, d/2, H/32, W/32)
+        if stages is not None:
+            stages["lay2"] = x
+        for (skip_name, adapter, conv_name, conv, norm), fpn in zip(steps, fpns):
+            x = _add_skip(x, adapter(fpn), image_index)               # (K, C, 2h, 2w): x2 larger
+            if stages is not None:
+                stages[skip_name] = x
+            x = _conv_gn_relu(x, conv, norm)                          # (K, C/2, 2h, 2w)
+            if stages is not None:
+                stages[conv_name] = x
+        x = self.out_lay(x)                                           # (K, 1, H/4, W/4)
+        if stages is not None:
+            stages["out_lay"] = x
+        return x
