@@ -1,0 +1,354 @@
+"""Every figure of the book, in one place.
+
+Each chapter calls these helpers instead of drawing its own axes; each helper's docstring names
+the chapters that use it. All figures have an OPAQUE white background, also when saved, so that
+they stay readable on the book's dark theme (a transparent figure shows black text on black).
+
+Shapes in labels use the book's notation: B images, N object queries, M attention heads,
+d the transformer width, C the number of classes, H x W the padded input image.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
+
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+# The figure background: opaque white, never transparent (dark-mode readers, see module doc).
+BACKGROUND = "white"
+
+# What the style helper sets: white figures and axes, also in saved files.
+BOOK_RC = {
+    "figure.facecolor": BACKGROUND,
+    "figure.edgecolor": BACKGROUND,
+    "axes.facecolor": BACKGROUND,
+    "savefig.facecolor": BACKGROUND,
+    "savefig.edgecolor": BACKGROUND,
+    "savefig.transparent": False,
+    "font.size": 10,
+}
+
+# Colour of VOID (segment id 0, unlabelled pixels) in panoptic maps.
+VOID_COLOR = (0.0, 0.0, 0.0)
+
+
+def use_book_style() -> None:
+    """Make every later matplotlib figure opaque white (all chapters; ``book/intro.ipynb``)."""
+    matplotlib.rcParams.update(BOOK_RC)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``plt.subplots`` with the book's opaque white background (all chapters).
+
+    Returns ``(fig, axes)`` like ``plt.subplots``.
+    """
+    use_book_style()
+    kwargs.setdefault("facecolor", BACKGROUND)
+    kwargs.setdefault("squeeze", False)
+    return plt.subplots(nrows, ncols, **kwargs)
+
+
+def _to_numpy(x) -> np.ndarray:
+    """A torch tensor (any device, with or without grad) or array-like as a numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().float().numpy()
+    return np.asarray(x)
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline diagram (book/intro.ipynb)
+# --------------------------------------------------------------------------------------------
+
+# Fill colour per stage family; the legend of the diagram names them.
+STAGE_COLORS = {
+    "input / output": "#eeeeee",
+    "CNN backbone": "#cfe2f3",
+    "transformer": "#d9ead3",
+    "box detector heads": "#fff2cc",
+    "panoptic head": "#f4cccc",
+    "merge": "#e1d5e7",
+}
+
+
+def _box(ax, x, y, w, h, title, shape="", kind="input / output"):
+    """A rounded box with a bold title and, under it, a shape in the book's notation."""
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.3,rounding_size=1.2",
+                                facecolor=STAGE_COLORS[kind], edgecolor="#333333", lw=1.2))
+    if shape:
+        ax.text(x + w / 2, y + h * 0.66, title, ha="center", va="center", fontsize=12,
+                fontweight="bold")
+        ax.text(x + w / 2, y + h * 0.28, shape, ha="center", va="center", fontsize=10.5,
+                family="monospace")
+    else:
+        ax.text(x + w / 2, y + h / 2, title, ha="center", va="center", fontsize=12,
+                fontweight="bold")
+
+
+def _arrow(ax, points, label="", label_at=None, color="#333333", ha="left"):
+    """An arrow along a polyline ``points`` (the head at the last point), with an optional label."""
+    for start, end in zip(points[:-2], points[1:-1]):
+        ax.plot([start[0], end[0]], [start[1], end[1]], color=color, lw=1.4)
+    ax.add_patch(FancyArrowPatch(points[-2], points[-1], arrowstyle="-|>", mutation_scale=14,
+                                 color=color, lw=1.4, shrinkA=0, shrinkB=0))
+    if label:
+        lx, ly = label_at if label_at is not None else points[-2]
+        ax.text(lx, ly, label, fontsize=9.5, ha=ha, va="center", color="#111111",
+                family="monospace",
+                bbox=dict(boxstyle="round,pad=0.15", facecolor=BACKGROUND, edgecolor="none"))
+
+
+def draw_pipeline(figsize=(14.2, 8.2)):
+    """DETR's panoptic pipeline as a diagram of boxes, arrows and tensor shapes.
+
+    Drawn for ``book/intro.ipynb``; top row: the box detector (backbone, input_proj,
+    transformer, heads); middle and bottom rows: the panoptic head (attention maps with the
+    box embeddings as QUERY and the encoder memory as KEY, concatenation with ``src_proj``,
+    the FPN-style CNN with the Res4, Res3, Res2 skips, the pixel-wise argmax).
+    Returns the figure.
+    """
+    fig, axes = new_figure(figsize=figsize)
+    ax = axes[0, 0]
+    ax.set_xlim(-0.5, 141.5)  # 10 data units per inch: boxes are sized to their text
+    ax.set_ylim(0.5, 83)
+    ax.axis("off")
+
+    # Row 1: the box detector (y 56..70).
+    _box(ax, 0.5, 56, 14, 14, "image", "(B, 3, H, W)")
+    _box(ax, 18.5, 56, 24, 14, "ResNet backbone", "Res2 /4  Res3 /8\nRes4 /16  Res5 /32", "CNN backbone")
+    _box(ax, 47, 56, 17, 14, "input_proj", "1x1 conv\n2048 -> d", "CNN backbone")
+    _box(ax, 69, 56, 22, 14, "encoder", "6 x self-attn\n+ sine pos. enc.", "transformer")
+    _box(ax, 96, 56, 18, 14, "decoder", "6 layers", "transformer")
+    _box(ax, 119, 56, 21, 14, "heads", "class (B, N, C+1)\nbox (B, N, 4)", "box detector heads")
+    _box(ax, 94, 75, 22, 6, "N object queries", kind="transformer")
+    for x0, x1 in [(15.1, 17.9), (43.1, 46.4), (64.6, 68.4), (91.6, 95.4), (114.6, 118.4)]:
+        _arrow(ax, [(x0, 63), (x1, 63)])
+    _arrow(ax, [(105, 74.6), (105, 70.6)])
+
+    # Row 2: the attention maps and the concatenation (y 30..44).
+    _box(ax, 80, 30, 36, 14, "multi-head attention maps", "(B, N, M, H/32, W/32)",
+         "panoptic head")
+    _arrow(ax, [(84, 55.4), (84, 44.6)], "KEY: memory\n(B, d, H/32, W/32)",
+           label_at=(85, 50), ha="left")
+    _arrow(ax, [(105, 55.4), (105, 44.6)], "QUERY: box embeddings\nhs[-1] (B, N, d)",
+           label_at=(106, 50), ha="left")
+    _box(ax, 47, 30, 29, 14, "concat per query", "(B*N, d+M, H/32, W/32)", "panoptic head")
+    _arrow(ax, [(55.5, 55.4), (55.5, 44.6)], "src_proj\n(B, d, H/32, W/32)",
+           label_at=(56.5, 50), ha="left")
+    _arrow(ax, [(79.4, 37), (76.6, 37)])
+
+    # The FPN-style CNN, under the backbone so the skips run straight down (y 2..44).
+    _box(ax, 18.5, 2, 24, 42, "", kind="panoptic head")
+    ax.text(30.5, 40.5, "FPN-style CNN", ha="center", fontsize=12, fontweight="bold")
+    steps = [("lay1, lay2  /32", 34), ("+ Res4 -> lay3  /16", 27), ("+ Res3 -> lay4  /8", 20),
+             ("+ Res2 -> lay5  /4", 13), ("out_lay: 1 logit", 6)]
+    for text, y in steps:
+        ax.text(30.5, y, text, ha="center", va="center", fontsize=10.5, family="monospace")
+    for x, name in [(23, "Res4"), (30.5, "Res3"), (38, "Res2")]:
+        _arrow(ax, [(x, 55.4), (x, 44.6)], name, label_at=(x + 0.6, 50), ha="left",
+               color="#1f4e79")
+    _arrow(ax, [(46.4, 37), (43.1, 37)])
+
+    # Row 3: from mask logits to the panoptic map (y 2..16).
+    _box(ax, 47, 2, 24, 14, "mask logits", "(B, N, H/4, W/4)", "panoptic head")
+    _box(ax, 79, 2, 28, 14, "pixel-wise argmax", "over queries with\nclass score > 0.85",
+         "merge")
+    _box(ax, 116, 2, 24, 14, "panoptic map", "(H, W) segment ids\n+ segments_info")
+    for x0, x1 in [(43.1, 46.4), (71.6, 78.4), (107.6, 115.4)]:
+        _arrow(ax, [(x0, 9), (x1, 9)])
+    _arrow(ax, [(135, 55.4), (135, 22), (93, 22), (93, 16.6)], "class scores",
+           label_at=(118, 22), ha="center")
+
+    handles = [Patch(facecolor=c, edgecolor="#333333", label=k) for k, c in STAGE_COLORS.items()]
+    ax.legend(handles=handles, loc="upper left", ncol=3, fontsize=10.5, frameon=False,
+              bbox_to_anchor=(0.0, 1.02))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Images and maps (book/01_backbone.ipynb onwards)
+# --------------------------------------------------------------------------------------------
+
+def image_array(image, normalized: Optional[bool] = None, mean=IMAGENET_MEAN,
+                std=IMAGENET_STD) -> np.ndarray:
+    """An (H, W, 3) float array in [0, 1] from a 3xHxW tensor, an HxWx3 array or a PIL image.
+
+    A channels-first float image with values outside [0, 1] is taken as ImageNet-normalised
+    (``normalized=None``) and mapped back with ``mean`` and ``std`` (``book/01_backbone.ipynb``).
+    """
+    x = _to_numpy(image)
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = x.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+        if normalized is None:
+            normalized = x.dtype.kind == "f" and (x.min() < 0 or x.max() > 1)
+        if normalized:
+            x = x * np.asarray(std) + np.asarray(mean)
+    x = x.astype(float) / (255.0 if x.dtype.kind in "ui" else 1.0)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=-1)
+    return np.clip(x[..., :3], 0, 1)
+
+
+def show_image(image, ax=None, title: Optional[str] = None, normalized: Optional[bool] = None):
+    """Show an image: a 3xHxW tensor, an HxWx3 array or a PIL image (``book/01_backbone.ipynb``,
+    ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
+
+    An ImageNet-normalised tensor is mapped back to colours first (see :func:`image_array`).
+    Returns the axes.
+    """
+    x = image_array(image, normalized)
+    if ax is None:
+        _, axes = new_figure(figsize=(6, 6 * x.shape[0] / x.shape[1]))
+        ax = axes[0, 0]
+    ax.imshow(x)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_maps(maps, titles: Optional[Sequence[str]] = None, ncols: int = 4, cmap: str = "viridis",
+              suptitle: Optional[str] = None, size: float = 2.6, colorbar: bool = False):
+    """A grid of 2-D maps: feature channels, attention maps, mask logits (``book/01_backbone.ipynb``,
+    ``book/03_attention_maps.ipynb``, ``book/04_mask_head.ipynb``).
+
+    ``maps`` is a (K, h, w) tensor or array, or a list of K 2-D maps. Each map gets its own
+    colour scale. Returns the figure, with exactly K axes (plus K colour bars if asked).
+    """
+    maps = [_to_numpy(m) for m in maps]
+    ncols = max(1, min(ncols, len(maps)))
+    nrows = -(-len(maps) // ncols)
+    h, w = maps[0].shape[-2:]
+    fig, axes = new_figure(nrows, ncols, figsize=(size * ncols, size * nrows * h / w + 0.4 * bool(suptitle)))
+    for i, ax in enumerate(axes.flat):
+        if i >= len(maps):
+            fig.delaxes(ax)  # no empty frames in the last row
+            continue
+        im = ax.imshow(maps[i], cmap=cmap)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        if colorbar:
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int = 4,
+                       size: float = 2.6):
+    """Padding masks, True = padding (``book/01_backbone.ipynb``, ``book/02_transformer.ipynb``).
+
+    ``masks`` is a (B, h, w) boolean tensor or array. Padding is drawn dark grey, image pixels
+    light, with a legend. Returns the figure.
+    """
+    masks = _to_numpy(masks).astype(bool)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if titles is None:
+        titles = [f"image {i}: {m.sum()} of {m.size} padded" for i, m in enumerate(masks)]
+    cmap = ListedColormap(["#f3f3f3", "#555555"])
+    fig = show_maps(masks.astype(float), titles=titles, ncols=ncols, cmap=cmap, size=size)
+    for ax in fig.axes:
+        ax.images[0].set_clim(0, 1)
+    fig.legend(handles=[Patch(facecolor="#f3f3f3", edgecolor="#333333", label="image"),
+                        Patch(facecolor="#555555", edgecolor="#333333", label="padding (True)")],
+               loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.08))
+    return fig
+
+
+def segment_colors(n: int) -> np.ndarray:
+    """``n`` distinguishable RGB colours, the same ones every time (``book/05_argmax_merge.ipynb``)."""
+    palette = np.concatenate([plt.get_cmap("tab20")(np.arange(20))[:, :3],
+                              plt.get_cmap("tab20b")(np.arange(20))[:, :3]])
+    return palette[np.arange(n) % len(palette)]
+
+
+def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
+                  category_names: Optional[Mapping[int, str]] = None, ax=None,
+                  title: Optional[str] = None, alpha: float = 0.55):
+    """A panoptic segmentation, one colour per segment, with a legend (``book/intro.ipynb``,
+    ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
+
+    ``id_map`` is an (h, w) integer map of segment ids; ``segments_info`` a list of dicts with
+    "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black. With
+    ``image`` (same h, w) the colours are blended over it. Returns the axes.
+    """
+    ids = _to_numpy(id_map).astype(np.int64)
+    rgb = np.zeros(ids.shape + (3,))
+    rgb[:] = VOID_COLOR
+    colors = segment_colors(len(segments_info))
+    handles = []
+    for color, seg in zip(colors, segments_info):
+        rgb[ids == seg["id"]] = color
+        name = (category_names or {}).get(seg["category_id"], f"class {seg['category_id']}")
+        kind = "thing" if seg["isthing"] else "stuff"
+        handles.append(Patch(facecolor=color, edgecolor="#333333",
+                             label=f"{seg['id']}: {name} ({kind}, {seg['area']} px)"))
+    if (ids == 0).any():
+        handles.append(Patch(facecolor=VOID_COLOR, edgecolor="#333333", label="0: VOID"))
+    if image is not None:
+        rgb = (1 - alpha) * image_array(image) + alpha * rgb
+    if ax is None:
+        _, axes = new_figure(figsize=(9, 9 * ids.shape[0] / ids.shape[1] / 1.45))
+        ax = axes[0, 0]
+    ax.imshow(rgb)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+              frameon=False)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Shape tables (every chapter that traces tensors)
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class ShapeTable:
+    """Rows of (name, shape, stride); shown as HTML in the book, as aligned text elsewhere."""
+
+    rows: list
+
+    def __repr__(self) -> str:
+        header = ("name", "shape", "stride")
+        widths = [max(len(r[i]) for r in [header, *self.rows]) for i in range(3)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+                 for row in [header, *self.rows]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        cells = "".join("<tr>" + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in row)
+                        + "</tr>" for row in self.rows)
+        return ("<table><thead><tr><th>name</th><th>shape</th><th>stride</th></tr></thead>"
+                f"<tbody>{cells}</tbody></table>")
+
+
+def shape_table(named_tensors, input_size: Optional[Sequence[int]] = None,
+                strides: Optional[Mapping[str, object]] = None) -> ShapeTable:
+    """A table of name / shape / stride (``book/01_backbone.ipynb`` to ``book/05_argmax_merge.ipynb``).
+
+    ``named_tensors`` maps names to tensors, arrays or shapes (``torch.Size``, tuples); a list of
+    (name, value) pairs keeps its order too. The stride of a 4-D (B, C, h, w) value is
+    ``input_size[0] / h`` when ``input_size`` (H, W) is given; ``strides`` sets it by name
+    (e.g. ``{"pred_masks": 4}``). Other rows show "-".
+    """
+    items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
+    rows = []
+    for name, value in items:
+        shape = tuple(int(s) for s in (value.shape if hasattr(value, "shape") else value))
+        stride = (strides or {}).get(name)
+        if stride is None and input_size is not None and len(shape) == 4:
+            stride = round(input_size[0] / shape[-2])
+        rows.append((str(name), str(shape), "-" if stride is None else f"/{stride}"))
+    return ShapeTable(rows)

@@ -1,0 +1,132 @@
+"""The figure helpers of detr_explained.figures, on small synthetic inputs."""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from detr_explained import figures  # noqa: E402
+
+WHITE = (1.0, 1.0, 1.0, 1.0)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def saved_corner_pixel(fig):
+    """The top-left pixel of the figure saved as PNG with default savefig arguments."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return Image.open(buffer).convert("RGBA").getpixel((0, 0))
+
+
+def test_book_style_is_opaque_white_also_when_saved():
+    fig, axes = figures.new_figure(1, 2)
+    assert axes.shape == (1, 2)
+    assert to_rgba(fig.get_facecolor()) == WHITE
+    assert saved_corner_pixel(fig) == (255, 255, 255, 255)  # not transparent in a PNG
+
+
+def test_pipeline_names_every_stage_with_its_shape():
+    fig = figures.draw_pipeline()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for stage in ["ResNet backbone", "input_proj", "encoder", "decoder", "multi-head attention maps",
+                  "FPN-style CNN", "pixel-wise argmax", "panoptic map"]:
+        assert stage in texts
+    for shape in ["(B, N, M, H/32, W/32)", "(B, d, H/32, W/32)", "(B, N, H/4, W/4)", "(B, N, d)"]:
+        assert shape in texts
+    # The brief swaps them: the box embeddings are the query, the encoder memory the key.
+    assert "QUERY: box embeddings" in texts and "KEY: memory" in texts
+    assert to_rgba(fig.get_facecolor()) == WHITE
+    assert saved_corner_pixel(fig) == (255, 255, 255, 255)
+
+
+def test_show_image_undoes_imagenet_normalisation():
+    rgb = torch.rand(3, 8, 10)
+    mean = torch.tensor(figures.IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(figures.IMAGENET_STD)[:, None, None]
+    ax = figures.show_image((rgb - mean) / std, title="normalised")
+    shown = ax.images[0].get_array()
+    assert shown.shape == (8, 10, 3)
+    np.testing.assert_allclose(shown, rgb.permute(1, 2, 0).numpy(), atol=1e-5)
+    assert ax.get_title() == "normalised"
+
+
+def test_show_image_takes_uint8_arrays_and_an_axes():
+    fig, axes = figures.new_figure()
+    image = np.full((4, 6, 3), 255, dtype=np.uint8)
+    ax = figures.show_image(image, ax=axes[0, 0])
+    assert ax is axes[0, 0]
+    assert np.allclose(ax.images[0].get_array(), 1.0)
+
+
+def test_show_maps_has_one_axes_per_map():
+    maps = torch.randn(5, 6, 7)
+    fig = figures.show_maps(maps, titles=[f"head {i}" for i in range(5)], ncols=3,
+                            suptitle="attention")
+    assert len(fig.axes) == 5  # the sixth grid cell is removed, not left empty
+    assert [ax.get_title() for ax in fig.axes] == [f"head {i}" for i in range(5)]
+    assert fig._suptitle.get_text() == "attention"
+    assert to_rgba(fig.get_facecolor()) == WHITE
+
+
+def test_show_padding_masks_counts_padding():
+    masks = np.zeros((2, 4, 5), dtype=bool)
+    masks[1, :, 3:] = True  # the second image is padded on the right
+    fig = figures.show_padding_masks(masks)
+    assert len(fig.axes) == 2
+    assert fig.axes[1].get_title() == "image 1: 8 of 20 padded"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["image", "padding (True)"]
+
+
+def test_show_panoptic_one_colour_and_legend_entry_per_segment():
+    id_map = np.zeros((6, 8), dtype=np.int64)
+    id_map[:3] = 1
+    id_map[3:, :4] = 2
+    id_map[3:, 4:6] = 3  # columns 6..7 of the bottom rows stay VOID
+    segments_info = [
+        {"id": 1, "category_id": 187, "isthing": False, "area": 24},
+        {"id": 2, "category_id": 17, "isthing": True, "area": 12},
+        {"id": 3, "category_id": 17, "isthing": True, "area": 6},
+    ]
+    ax = figures.show_panoptic(id_map, segments_info, category_names={17: "cat", 187: "sky"})
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["1: sky (stuff, 24 px)", "2: cat (thing, 12 px)", "3: cat (thing, 6 px)",
+                      "0: VOID"]
+    rgb = ax.images[0].get_array()
+    colours = {tuple(rgb[y, x]) for y, x in [(0, 0), (5, 0), (5, 4), (5, 7)]}
+    assert len(colours) == 4  # two instances of the same class get different colours
+    assert tuple(rgb[5, 7]) == figures.VOID_COLOR
+
+
+def test_show_panoptic_blends_over_an_image():
+    id_map = np.ones((4, 4), dtype=np.int64)
+    info = [{"id": 1, "category_id": 5, "isthing": True, "area": 16}]
+    ax = figures.show_panoptic(id_map, info, image=np.zeros((4, 4, 3)), alpha=0.5)
+    assert ax.get_legend().get_texts()[0].get_text() == "1: class 5 (thing, 16 px)"
+    np.testing.assert_allclose(ax.images[0].get_array()[0, 0], 0.5 * figures.segment_colors(1)[0])
+
+
+def test_shape_table_text_and_html():
+    named = {"res5": torch.zeros(1, 2048, 2, 3), "hs": torch.Size([1, 100, 256]),
+             "pred_masks": (1, 100, 16, 24)}
+    table = figures.shape_table(named, input_size=(64, 96), strides={"pred_masks": 4})
+    text = repr(table)
+    assert text.splitlines()[0].split() == ["name", "shape", "stride"]
+    assert "(1, 2048, 2, 3)" in text and "/32" in text
+    assert "(1, 100, 256)" in text
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines()[2:]}
+    assert rows == {"res5": "/32", "hs": "-", "pred_masks": "/4"}
+    html = table._repr_html_()
+    assert html.count("<tr>") == 4 and "(1, 100, 16, 24)" in html
