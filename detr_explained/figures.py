@@ -16,10 +16,11 @@ from typing import Mapping, Optional, Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from .preprocessing import denormalize
 
 # The figure background: opaque white, never transparent (dark-mode readers, see module doc).
 BACKGROUND = "white"
@@ -175,20 +176,20 @@ def draw_pipeline(figsize=(14.2, 8.2)):
 # Images and maps (book/01_backbone.ipynb onwards)
 # --------------------------------------------------------------------------------------------
 
-def image_array(image, normalized: Optional[bool] = None, mean=IMAGENET_MEAN,
-                std=IMAGENET_STD) -> np.ndarray:
+def image_array(image, normalized: Optional[bool] = None) -> np.ndarray:
     """An (H, W, 3) float array in [0, 1] from a 3xHxW tensor, an HxWx3 array or a PIL image.
 
     A channels-first float image with values outside [0, 1] is taken as ImageNet-normalised
-    (``normalized=None``) and mapped back with ``mean`` and ``std`` (``book/01_backbone.ipynb``).
+    (``normalized=None``) and mapped back with ``preprocessing.denormalize``
+    (``book/01_backbone.ipynb``).
     """
     x = _to_numpy(image)
     if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
-        x = x.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
         if normalized is None:
             normalized = x.dtype.kind == "f" and (x.min() < 0 or x.max() > 1)
         if normalized:
-            x = x * np.asarray(std) + np.asarray(mean)
+            return denormalize(torch.as_tensor(x))  # (H, W, 3)
+        x = x.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
     x = x.astype(float) / (255.0 if x.dtype.kind in "ui" else 1.0)
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=-1)

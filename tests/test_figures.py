@@ -13,6 +13,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from detr_explained import figures  # noqa: E402
+from detr_explained.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 WHITE = (1.0, 1.0, 1.0, 1.0)
 
@@ -53,8 +54,8 @@ def test_pipeline_names_every_stage_with_its_shape():
 
 def test_show_image_undoes_imagenet_normalisation():
     rgb = torch.rand(3, 8, 10)
-    mean = torch.tensor(figures.IMAGENET_MEAN)[:, None, None]
-    std = torch.tensor(figures.IMAGENET_STD)[:, None, None]
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
     ax = figures.show_image((rgb - mean) / std, title="normalised")
     shown = ax.images[0].get_array()
     assert shown.shape == (8, 10, 3)
