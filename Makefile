@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 ORACLE := .oracle
 STAMP := $(VENV)/.installed
 
-.PHONY: book test setup oracle clean
+.PHONY: book test setup oracle browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,26 @@ $(ORACLE)/models/detr.py:
 
 oracle: $(STAMP) $(ORACLE)/models/detr.py
 
+# --all and a fresh _build/html: every chapter is re-read and re-executed (an incremental
+# build would skip notebooks whose file did not change, even after edits to the package),
+# and no page removed from _toc.yml lingers on the site.
 book: setup
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	rm -rf _build/html
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
-test: setup oracle
-	$(PY) -m pytest -q
+# Headless Chromium and its driver for tests/test_site.py (Debian packages), if missing.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
+
+# Unit tests and the browser check of the freshly built book, then nbval: every notebook's
+# stored outputs must still be what its code produces.
+test: setup oracle book browser
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval book/ --nbval-sanitize-with .ci/nbval-sanitize.cfg
+
+clean:
+	rm -rf _build
