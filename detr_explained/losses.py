@@ -14,6 +14,9 @@ Explained in ``book/07_train_it_yourself.ipynb``. :class:`SetCriterion` does, fo
 5. Auxiliary losses: the same class and box losses on every intermediate decoder layer's
    predictions (``outputs["aux_outputs"]``), each matched on its own; no masks there.
 
+Shapes: B images, N queries, C classes, M matched queries in the batch (= the ground-truth
+segments of all its images), H x W the padded batch size.
+
 Every sum is divided by the number of ground-truth boxes in the batch, so a batch with many
 objects does not weigh more than one with few. The result is a dict of named losses and their
 weighted total, ``"loss"``, the number to call ``backward()`` on.
@@ -110,8 +113,8 @@ class SetCriterion(nn.Module):
     @staticmethod
     def _matched_queries(indices) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch index, query index) of every matched query, image after image: (M,), (M,)."""
-        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])
-        query_idx = torch.cat([q for q, _ in indices])
+        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])  # (M,)
+        query_idx = torch.cat([q for q, _ in indices])                                      # (M,)
         return batch_idx, query_idx
 
     def loss_labels(self, outputs: dict, targets: list[dict], indices) -> dict[str, torch.Tensor]:
@@ -125,7 +128,7 @@ class SetCriterion(nn.Module):
         target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64,
                                     device=logits.device)                         # (B, N)
         batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
-        matched_labels = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)])
+        matched_labels = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)])  # (M,)
         target_classes[batch_idx, query_idx] = matched_labels.to(logits.device)
         loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes,        # (B, C+1, N)
                                   weight=self.class_weight.to(logits.dtype))
@@ -134,9 +137,9 @@ class SetCriterion(nn.Module):
     def loss_boxes(self, outputs: dict, targets: list[dict], indices,
                    num_boxes: float) -> dict[str, torch.Tensor]:
         """L1 and 1 - GIoU between each matched query's box and its segment's box."""
-        batch_idx, query_idx = self._matched_queries(indices)
+        batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
         pred_boxes = outputs["pred_boxes"][batch_idx, query_idx]                  # (M, 4) cxcywh
-        target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, indices)])
+        target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, indices)])  # (M, 4)
         target_boxes = target_boxes.to(pred_boxes)                                # (M, 4) cxcywh
         loss_bbox = F.l1_loss(pred_boxes, target_boxes, reduction="sum") / num_boxes
         loss_giou = generalized_box_iou_loss(box_convert(pred_boxes, "cxcywh", "xyxy"),
@@ -147,7 +150,7 @@ class SetCriterion(nn.Module):
     def loss_masks(self, outputs: dict, targets: list[dict], indices,
                    num_boxes: float) -> dict[str, torch.Tensor]:
         """Focal and DICE losses of each matched query's mask, at the padded batch size."""
-        batch_idx, query_idx = self._matched_queries(indices)
+        batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
         pred_masks = outputs["pred_masks"][batch_idx, query_idx]                 # (M, H/4, W/4)
         height = max(t["masks"].shape[-2] for t in targets)
         width = max(t["masks"].shape[-1] for t in targets)

@@ -93,7 +93,7 @@ class Scene:
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
     """Noise in [0, 1] that varies over about ``cell`` pixels (bicubic upsampling of a coarse grid)."""
-    coarse = rng.random((height // cell + 2, width // cell + 2)).astype(np.float32)
+    coarse = rng.random((height // cell + 2, width // cell + 2)).astype(np.float32)  # (H/cell+2, W/cell+2)
     big = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
     return np.clip(np.asarray(big), 0.0, 1.0)                                    # (H, W)
 
