@@ -329,10 +329,12 @@ class ShapeTable:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        cells = "".join("<tr>" + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in row)
-                        + "</tr>" for row in self.rows)
-        return ("<table><thead><tr><th>name</th><th>shape</th><th>stride</th></tr></thead>"
-                f"<tbody>{cells}</tbody></table>")
+        cell = '<td style="padding: 0.15em 1.2em 0.15em 0; text-align: left">'
+        head = "".join(f'<th style="padding-right: 1.2em; text-align: left">{h}</th>'
+                       for h in ("name", "shape", "stride"))
+        body = "".join("<tr>" + "".join(f"{cell}<code>{html.escape(c)}</code></td>" for c in row)
+                       + "</tr>" for row in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def shape_table(named_tensors, input_size: Optional[Sequence[int]] = None,
