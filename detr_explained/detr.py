@@ -74,8 +74,7 @@ class DETR(nn.Module):
         """Backbone, projection and transformer; the intermediates the panoptic head reuses."""
         features, masks, pos = self.backbone(batch)
         src_proj = self.input_proj(features["res5"])                   # (B, d, H/32, W/32)
-        out = self.transformer(src_proj, masks["res5"], self.query_embed.weight, pos,
-                               need_weights=recorder is not None)
+        out = self.transformer(src_proj, masks["res5"], self.query_embed.weight, pos)
         logits = self.class_embed(out.hs)                              # (L, B, N, C+1)
         boxes = self.bbox_embed(out.hs).sigmoid()                      # (L, B, N, 4) cx, cy, w, h in [0, 1]
         state = dict(features=features, masks=masks, pos=pos, src_proj=src_proj, hs=out.hs,

@@ -115,7 +115,7 @@ def merge_panoptic(outputs: dict, sizes: Sequence[tuple[int, int]],
     is_thing:     category id -> bool (a function, dict or list); default: COCO ids <= 90.
     stuff_merge:  "union" (default) or "official"; see the module docstring.
     """
-    logits, masks = outputs["pred_logits"], outputs["pred_masks"]
+    logits, masks = outputs["pred_logits"].detach(), outputs["pred_masks"].detach()
     if len(sizes) != logits.shape[0]:
         raise ValueError(f"got {len(sizes)} sizes for a batch of {logits.shape[0]} images")
     target_sizes = sizes if target_sizes is None else target_sizes
@@ -164,7 +164,13 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
     while True:
         # merge stuff always ("union"), or in the first round only ("official")
         merged = stuff_merge == "union" or first_round
-        winner = masks[alive].argmax(0)                                # (h, w) position in `alive`
+        if stuff_merge == "official":
+            # the official softmax over queries (pixels as rows) rounds near-ties to equal
+            # values, which the argmax gives to the first query; reproduced pixel for pixel
+            per_pixel = masks[alive].flatten(1).transpose(0, 1).softmax(-1)  # (h*w, K')
+            winner = per_pixel.argmax(-1).view(h, w)                   # (h, w) position in `alive`
+        else:
+            winner = masks[alive].argmax(0)                            # (h, w) position in `alive`
         owners = [group[k] for k in alive] if merged else alive
         owner = torch.tensor(owners)[winner]                           # (h, w) a query position
         owner = _resize_nearest(owner, target_size)                    # (H_t, W_t)
@@ -202,7 +208,7 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
             "area": int(area[k]),
             "bbox": [int(round(v)) for v in coco_mask.toBbox(rle).tolist()],
             "iscrowd": 0,
-            "score": float(scores[k]),
+            "score": scores[k].item(),
             "queries": [int(queries[j]) for j in members],
         })
     return PanopticResult(id_map, segments)

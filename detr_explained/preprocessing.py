@@ -31,7 +31,7 @@ ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 
 def load_image(source: ImageLike) -> Image.Image:
-    """Open a path, PIL image or numpy array as an RGB PIL image (``book/01_backbone.ipynb``).
+    """Open a path, open file, PIL image or numpy array as an RGB PIL image (``book/01_backbone.ipynb``).
 
     Grayscale is repeated to three channels; RGBA is composited onto white (the alpha channel
     would otherwise be dropped silently, turning transparent pixels black).
@@ -49,6 +49,12 @@ def load_image(source: ImageLike) -> Image.Image:
             ) from err
     elif isinstance(source, Image.Image):
         image = source
+    elif hasattr(source, "read"):  # an open binary file
+        try:
+            image = Image.open(source)
+            image.load()
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"the file object is not a readable image ({err})") from err
     elif isinstance(source, np.ndarray):
         image = _array_to_pil(source)
     else:

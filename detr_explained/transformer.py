@@ -12,6 +12,10 @@ Explained in ``book/02_transformer.ipynb``.
 Post-norm layers (LayerNorm after each residual sum), ReLU feed-forward blocks; the positional
 encoding is added to queries and keys only, never to values. Attention uses
 torch.nn.MultiheadAttention, whose parameter names are those of the official checkpoints.
+
+Inside, tokens are laid out sequence-first, (M, B, d), as in the official code, and attention
+weights are always computed: the same kernels in the same order, so the results are the
+official ones bit for bit (checked by the tests), not merely close.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
@@ -39,14 +43,12 @@ class EncoderLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
-    def forward(self, src, pos, padding_mask, need_weights: bool = False):
-        q = k = src + pos                                              # (B, M, d)
-        attended, weights = self.self_attn(
-            q, k, value=src, key_padding_mask=padding_mask, need_weights=need_weights
-        )                                                              # (B, M, d), (B, M, M)
-        src = self.norm1(src + self.dropout1(attended))
-        hidden = self.dropout(torch.relu(self.linear1(src)))           # (B, M, dim_feedforward)
-        src = self.norm2(src + self.dropout2(self.linear2(hidden)))    # (B, M, d)
+    def forward(self, src, pos, padding_mask):
+        q = k = src + pos                                              # (M, B, d)
+        attended, weights = self.self_attn(q, k, value=src, key_padding_mask=padding_mask)
+        src = self.norm1(src + self.dropout1(attended))                # (M, B, d); weights (B, M, M)
+        hidden = self.dropout(torch.relu(self.linear1(src)))           # (M, B, dim_feedforward)
+        src = self.norm2(src + self.dropout2(self.linear2(hidden)))    # (M, B, d)
         return src, weights
 
 
@@ -55,8 +57,8 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
@@ -67,17 +69,16 @@ class DecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, tgt, memory, pos, query_pos, padding_mask, need_weights: bool = False):
-        q = k = tgt + query_pos                                        # (B, N, d)
-        attended, _ = self.self_attn(q, k, value=tgt, need_weights=False)
-        tgt = self.norm1(tgt + self.dropout1(attended))                # (B, N, d)
+    def forward(self, tgt, memory, pos, query_pos, padding_mask):
+        q = k = tgt + query_pos                                        # (N, B, d)
+        attended, _ = self.self_attn(q, k, value=tgt)
+        tgt = self.norm1(tgt + self.dropout1(attended))                # (N, B, d)
         attended, cross_weights = self.multihead_attn(
-            query=tgt + query_pos, key=memory + pos, value=memory,
-            key_padding_mask=padding_mask, need_weights=need_weights,
-        )                                                              # (B, N, d), (B, N, M)
+            query=tgt + query_pos, key=memory + pos, value=memory, key_padding_mask=padding_mask,
+        )                                                              # (N, B, d), (B, N, M)
         tgt = self.norm2(tgt + self.dropout2(attended))
-        hidden = self.dropout(torch.relu(self.linear1(tgt)))           # (B, N, dim_feedforward)
-        tgt = self.norm3(tgt + self.dropout3(self.linear2(hidden)))    # (B, N, d)
+        hidden = self.dropout(torch.relu(self.linear1(tgt)))           # (N, B, dim_feedforward)
+        tgt = self.norm3(tgt + self.dropout3(self.linear2(hidden)))    # (N, B, d)
         return tgt, cross_weights
 
 
@@ -97,9 +98,8 @@ class Decoder(nn.Module):
 @dataclass
 class TransformerOutput:
     """hs: (L, B, N, d) every decoder layer's output after the final LayerNorm; hs[-1] are the
-    box embeddings. memory: (B, d, H/32, W/32), the encoded image. The attention weights,
-    averaged over heads, are kept only when asked for: encoder (L_enc, B, M, M), decoder
-    cross-attention (L_dec, B, N, M)."""
+    box embeddings. memory: (B, d, H/32, W/32), the encoded image. Attention weights averaged
+    over heads: encoder (L_enc, B, M, M), decoder cross-attention (L_dec, B, N, M)."""
 
     hs: torch.Tensor
     memory: torch.Tensor
@@ -120,30 +120,30 @@ class Transformer(nn.Module):
             if parameter.dim() > 1:
                 nn.init.xavier_uniform_(parameter)
 
-    def forward(self, src, mask, query_embed, pos, need_weights: bool = False) -> TransformerOutput:
+    def forward(self, src, mask, query_embed, pos) -> TransformerOutput:
         """src: (B, d, h, w) projected Res5; mask: (B, h, w) padding; query_embed: (N, d);
         pos: (B, d, h, w)."""
         batch, d, h, w = src.shape
-        src = src.flatten(2).transpose(1, 2)           # (B, M, d) with M = h * w tokens
-        pos = pos.flatten(2).transpose(1, 2)           # (B, M, d)
+        src = src.flatten(2).permute(2, 0, 1)          # (M, B, d) with M = h * w tokens
+        pos = pos.flatten(2).permute(2, 0, 1)          # (M, B, d)
         padding_mask = mask.flatten(1)                 # (B, M)
-        query_pos = query_embed.unsqueeze(0).expand(batch, -1, -1)  # (B, N, d)
+        query_pos = query_embed.unsqueeze(1).repeat(1, batch, 1)  # (N, B, d)
 
         memory, encoder_attention = src, []
         for layer in self.encoder.layers:
-            memory, weights = layer(memory, pos, padding_mask, need_weights)  # (B, M, d)
+            memory, weights = layer(memory, pos, padding_mask)      # (M, B, d)
             encoder_attention.append(weights)
 
-        tgt = torch.zeros_like(query_pos)              # (B, N, d): the decoder starts from zeros
+        tgt = torch.zeros_like(query_pos)              # (N, B, d): the decoder starts from zeros
         hs, decoder_attention = [], []
         for layer in self.decoder.layers:
-            tgt, weights = layer(tgt, memory, pos, query_pos, padding_mask, need_weights)  # (B, N, d)
+            tgt, weights = layer(tgt, memory, pos, query_pos, padding_mask)  # (N, B, d)
             hs.append(self.decoder.norm(tgt))
             decoder_attention.append(weights)
 
         return TransformerOutput(
-            hs=torch.stack(hs),                                    # (L, B, N, d)
-            memory=memory.transpose(1, 2).reshape(batch, d, h, w),  # (B, d, H/32, W/32)
-            encoder_attention=torch.stack(encoder_attention) if need_weights else None,
-            decoder_attention=torch.stack(decoder_attention) if need_weights else None,
+            hs=torch.stack(hs).transpose(1, 2),                    # (L, B, N, d)
+            memory=memory.permute(1, 2, 0).view(batch, d, h, w),   # (B, d, H/32, W/32)
+            encoder_attention=torch.stack(encoder_attention),      # (L_enc, B, M, M)
+            decoder_attention=torch.stack(decoder_attention),      # (L_dec, B, N, M)
         )

@@ -16,7 +16,6 @@ import sys
 import types
 
 import numpy as np
-import pytest
 import torch
 import torchvision
 
@@ -48,7 +47,7 @@ def _panopticapi_stand_in():
 def load():
     """The oracle's modules: a namespace with backbone, transformer, detr, segmentation, ..."""
     if not os.path.isfile(os.path.join(ORACLE_DIR, "models", "detr.py")):
-        pytest.fail(f"the official detr==0.1.4 oracle is missing from {ORACLE_DIR}: run `make oracle`")
+        raise RuntimeError(f"the official detr==0.1.4 oracle is missing from {ORACLE_DIR}: run `make oracle`")
     sys.modules.update(_panopticapi_stand_in())
     sys.path.insert(0, ORACLE_DIR)
     real_version = torchvision.__version__
