@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pycocotools import mask as coco_mask
 
 from .config import COCO_LAST_THING_ID
 
@@ -196,22 +195,36 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
         id_lookup[k] = segment_id
     id_map = id_lookup[owner]                                          # (H_t, W_t)
 
+    boxes = segment_boxes(id_map, len(segment_of))                     # (S+1, 4)
     segments = []
     for k, segment_id in segment_of.items():
         members = [j for j in alive if (group[j] if merged else j) == k]
-        binary = np.asfortranarray((id_map == segment_id).numpy().astype(np.uint8))
-        rle = coco_mask.encode(binary)
         segments.append({
             "id": segment_id,
             "category_id": labels[k],
             "isthing": thing(labels[k]),
             "area": int(area[k]),
-            "bbox": [int(round(v)) for v in coco_mask.toBbox(rle).tolist()],
+            "bbox": boxes[segment_id].tolist(),
             "iscrowd": 0,
             "score": scores[k].item(),
             "queries": [int(queries[j]) for j in members],
         })
     return PanopticResult(id_map, segments)
+
+
+def segment_boxes(id_map: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """COCO boxes [x, y, width, height] of segments 0..num_segments in one pass over the map,
+    (S+1, 4); the same as pycocotools' toBbox of each segment's mask (the tests check)."""
+    height, width = id_map.shape
+    ids = id_map.flatten()                                             # (H*W,)
+    ys = torch.arange(height).repeat_interleave(width)                 # (H*W,) row of each pixel
+    xs = torch.arange(width).repeat(height)                            # (H*W,) column of each pixel
+    size = (num_segments + 1,)
+    low_x = torch.full(size, width).scatter_reduce(0, ids, xs, "amin")
+    low_y = torch.full(size, height).scatter_reduce(0, ids, ys, "amin")
+    high_x = torch.full(size, -1).scatter_reduce(0, ids, xs, "amax")
+    high_y = torch.full(size, -1).scatter_reduce(0, ids, ys, "amax")
+    return torch.stack([low_x, low_y, high_x - low_x + 1, high_y - low_y + 1], dim=1)
 
 
 def _resize_nearest(ids: torch.Tensor, size) -> torch.Tensor:
