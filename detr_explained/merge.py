@@ -228,9 +228,10 @@ def segment_boxes(id_map: torch.Tensor, num_segments: int) -> torch.Tensor:
 
 
 def _resize_nearest(ids: torch.Tensor, size) -> torch.Tensor:
-    """Nearest-neighbour resize of an id map with PIL's pixel-centre rule (as the official
-    code's PIL NEAREST resize)."""
+    """Nearest-neighbour resize of an id map with PIL's rule, as the official code resizes its
+    PNG (PIL samples the source pixel under each target pixel's centre)."""
     if tuple(ids.shape) == tuple(size):
         return ids
-    resized = F.interpolate(ids[None, None].float(), size=tuple(size), mode="nearest-exact")
-    return resized[0, 0].long()
+    image = Image.fromarray(ids.numpy().astype(np.int32), mode="I")
+    resized = image.resize((size[1], size[0]), Image.NEAREST)
+    return torch.from_numpy(np.asarray(resized, dtype=np.int64).copy())

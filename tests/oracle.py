@@ -67,6 +67,18 @@ def load():
                                  segmentation=segmentation, transformer=transformer, misc=misc)
 
 
+@functools.lru_cache(maxsize=None)
+def load_transforms():
+    """The official datasets/transforms.py (its package imports pycocotools-based modules)."""
+    load()
+    sys.path.insert(0, ORACLE_DIR)
+    try:
+        import datasets.transforms as transforms
+    finally:
+        sys.path.remove(ORACLE_DIR)
+    return transforms
+
+
 def build_official(backbone_name="resnet50", dilation=False, num_classes=250, num_queries=100):
     """The official DETRsegm with the official sizes (its mask head is fixed to ResNet-50/101)."""
     oracle = load()

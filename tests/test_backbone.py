@@ -1,0 +1,60 @@
+"""Stage 1: ResNet features Res2..Res5, their strides and padding masks."""
+import pytest
+import torch
+from torchvision.ops import FrozenBatchNorm2d
+
+import detr_explained as de
+from detr_explained.backbone import LEVELS, ResNetBackbone, downsample_mask
+
+from conftest import random_image
+
+
+def test_res2_to_res5_shapes_and_strides(r50):
+    backbone = r50.detr.backbone.resnet
+    features = backbone(random_image(128, 192)[None])
+    expected = {"res2": (1, 256, 32, 48), "res3": (1, 512, 16, 24),
+                "res4": (1, 1024, 8, 12), "res5": (1, 2048, 4, 6)}
+    assert {k: tuple(v.shape) for k, v in features.items()} == expected
+    assert backbone.strides == {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
+
+
+def test_dc5_keeps_res5_at_stride_16():
+    backbone = ResNetBackbone("resnet50", dilation=True)
+    features = backbone(random_image(64, 64)[None])
+    assert features["res5"].shape == (1, 2048, 4, 4) and backbone.strides["res5"] == 16
+
+
+def test_batch_norm_is_frozen_and_loads_without_num_batches_tracked(r50):
+    body = r50.detr.backbone.resnet.body
+    assert isinstance(body.bn1, FrozenBatchNorm2d)
+    assert not any(p.requires_grad for name, p in body.named_parameters() if "bn" in name)
+    state = body.state_dict()
+    state["bn1.num_batches_tracked"] = torch.tensor(5)  # torchvision BatchNorm checkpoints have it
+    body.load_state_dict(state, strict=True)
+
+
+def test_resnet18_channels():
+    backbone = ResNetBackbone("resnet18")
+    assert backbone.channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
+
+
+def test_unknown_backbone():
+    with pytest.raises(ValueError, match="no model"):
+        ResNetBackbone("resnet7")
+
+
+def test_masks_follow_padding(r50):
+    batch = de.ImageBatch.from_images([random_image(64, 128), random_image(128, 64)])
+    features, masks, pos = r50.detr.backbone(batch)
+    for level in LEVELS:
+        assert masks[level].shape == (2,) + features[level].shape[-2:]
+    # image 0 fills the top half, image 1 the left half
+    assert not masks["res5"][0, :2].any() and masks["res5"][0, 2:].all()
+    assert not masks["res5"][1, :, :2].any() and masks["res5"][1, :, 2:].all()
+    assert pos.shape == (2, 256, 4, 4)
+
+
+def test_downsample_mask_is_nearest():
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, :, 4:] = True
+    assert downsample_mask(mask, (2, 2)).tolist() == [[[False, True], [False, True]]]
