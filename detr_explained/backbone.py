@@ -27,6 +27,10 @@ from .preprocessing import ImageBatch
 
 LEVELS = ("res2", "res3", "res4", "res5")
 
+# "resnet10": ResNet-18's stages with one residual block each instead of two (4.9 M parameters
+# instead of 11.2 M), small enough for a model trained on CPU and shipped in the repository.
+RESNET10_BLOCKS = [1, 1, 1, 1]
+
 
 class ResNetBackbone(nn.Module):
     """torchvision ResNet without its classifier, returning every stage's output.
@@ -37,13 +41,18 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, name: str = "resnet50", dilation: bool = False, frozen_batchnorm: bool = True):
         super().__init__()
-        if not hasattr(torchvision.models, name):
-            raise ValueError(f"torchvision has no model {name!r}; use e.g. 'resnet50' or 'resnet101'")
         norm_layer = FrozenBatchNorm2d if frozen_batchnorm else nn.BatchNorm2d
         # DC5: layer4 keeps stride 1 and dilates its 3x3 convolutions by 2 instead.
-        self.body = getattr(torchvision.models, name)(
-            weights=None, norm_layer=norm_layer, replace_stride_with_dilation=[False, False, dilation]
-        )
+        dilations = [False, False, dilation]
+        if name == "resnet10":  # torchvision's ResNet class with one BasicBlock per stage
+            self.body = torchvision.models.resnet.ResNet(
+                torchvision.models.resnet.BasicBlock, RESNET10_BLOCKS, norm_layer=norm_layer,
+                replace_stride_with_dilation=dilations)
+        elif hasattr(torchvision.models, name):
+            self.body = getattr(torchvision.models, name)(
+                weights=None, norm_layer=norm_layer, replace_stride_with_dilation=dilations)
+        else:
+            raise ValueError(f"torchvision has no model {name!r}; use e.g. 'resnet50' or 'resnet101'")
         del self.body.fc, self.body.avgpool  # classification head: unused, and absent from checkpoints
         self.strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 16 if dilation else 32}
         self.channels = {

@@ -58,3 +58,11 @@ def test_downsample_mask_is_nearest():
     mask = torch.zeros(1, 8, 8, dtype=torch.bool)
     mask[0, :, 4:] = True
     assert downsample_mask(mask, (2, 2)).tolist() == [[[False, True], [False, True]]]
+
+
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    backbone = ResNetBackbone("resnet10", frozen_batchnorm=False)
+    assert [len(stage) for stage in (backbone.body.layer1, backbone.body.layer2,
+                                     backbone.body.layer3, backbone.body.layer4)] == [1, 1, 1, 1]
+    assert backbone.channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
+    assert isinstance(backbone.body.bn1, torch.nn.BatchNorm2d)
