@@ -19,13 +19,30 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d as _TorchvisionFrozenBatchNorm2d
 
 from .config import DETRConfig
 from .position_encoding import SinePositionEncoding
 from .preprocessing import ImageBatch
 
 LEVELS = ("res2", "res3", "res4", "res5")
+
+
+class FrozenBatchNorm2d(_TorchvisionFrozenBatchNorm2d):
+    """torchvision's FrozenBatchNorm2d (fixed ImageNet statistics: y = x * scale + bias), which
+    at inference scales and shifts its input in place instead of allocating two new tensors.
+
+    In torchvision's ResNet every batch norm reads a convolution's fresh output, which nothing
+    else reads, so overwriting it is safe; the same two operations in the same order give the
+    same bits. With gradients (training) it is torchvision's module unchanged.
+    """
+
+    def forward(self, x):
+        if not torch.is_inference_mode_enabled():
+            return super().forward(x)
+        scale = self.weight * (self.running_var + self.eps).rsqrt()  # (C,)
+        bias = self.bias - self.running_mean * scale                   # (C,)
+        return x.mul_(scale[:, None, None]).add_(bias[:, None, None])  # (B, C, h, w), in place
 
 # "resnet10": ResNet-18's stages with one residual block each instead of two (4.9 M parameters
 # instead of 11.2 M), small enough for a model trained on CPU and shipped in the repository.
