@@ -163,13 +163,14 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
     while True:
         # merge stuff always ("union"), or in the first round only ("official")
         merged = stuff_merge == "union" or first_round
+        candidates = masks if len(alive) == len(labels) else masks[alive]  # (K', h, w)
         if stuff_merge == "official":
             # the official softmax over queries (pixels as rows) rounds near-ties to equal
             # values, which the argmax gives to the first query; reproduced pixel for pixel
-            per_pixel = masks[alive].flatten(1).transpose(0, 1).softmax(-1)  # (h*w, K')
+            per_pixel = candidates.flatten(1).transpose(0, 1).softmax(-1)  # (h*w, K')
             winner = per_pixel.argmax(-1).view(h, w)                   # (h, w) position in `alive`
         else:
-            winner = masks[alive].argmax(0)                            # (h, w) position in `alive`
+            winner = candidates.argmax(0)                              # (h, w) position in `alive`
         owners = [group[k] for k in alive] if merged else alive
         owner = torch.tensor(owners)[winner]                           # (h, w) a query position
         owner = _resize_nearest(owner, target_size)                    # (H_t, W_t)
