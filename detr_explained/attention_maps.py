@@ -26,7 +26,10 @@ from torch import nn
 
 
 class BoxAttentionMaps(nn.Module):
-    """Multi-head attention weights of box embeddings (queries) over the encoded image (keys)."""
+    """Multi-head attention weights of box embeddings (queries) over the encoded image (keys).
+
+    Explained in ``book/03_attention_maps.ipynb``.
+    """
 
     def __init__(self, query_dim: int = 256, hidden_dim: int = 256, num_heads: int = 8, dropout: float = 0.0):
         super().__init__()

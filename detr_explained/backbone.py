@@ -35,6 +35,8 @@ class FrozenBatchNorm2d(_TorchvisionFrozenBatchNorm2d):
     In torchvision's ResNet every batch norm reads a convolution's fresh output, which nothing
     else reads, so overwriting it is safe; the same two operations in the same order give the
     same bits. With gradients (training) it is torchvision's module unchanged.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
 
     def forward(self, x):
@@ -54,6 +56,8 @@ class ResNetBackbone(nn.Module):
 
     ``body`` keeps torchvision's own module names (conv1, bn1, layer1..layer4), so the official
     checkpoints' ``detr.backbone.0.body.*`` keys load unchanged.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
 
     def __init__(self, name: str = "resnet50", dilation: bool = False, frozen_batchnorm: bool = True):
@@ -91,6 +95,8 @@ def downsample_mask(mask: torch.Tensor, size) -> torch.Tensor:
     """The padding mask at a feature map's size, by nearest-neighbour sampling.
 
     (B, H, W) -> (B, h, w); True still means padding.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
     return F.interpolate(mask[None].float(), size=tuple(size))[0].to(torch.bool)  # (B, h, w)
 
@@ -100,6 +106,8 @@ class BackboneWithPosition(nn.Sequential):
 
     Returns the four feature maps, the padding mask at each level and the positional encoding
     of Res5, the only level the transformer sees.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
 
     def __init__(self, config: DETRConfig):

@@ -44,7 +44,10 @@ __all__ = ["CocoPanoptic", "PanopticPaths", "collate", "open_dataset", "default_
 
 
 class PanopticPaths(NamedTuple):
-    """Where a COCO panoptic dataset lives: ``CocoPanoptic(*paths)`` opens it."""
+    """Where a COCO panoptic dataset lives: ``CocoPanoptic(*paths)`` opens it.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
 
     image_dir: str
     panoptic_dir: str
@@ -213,6 +216,8 @@ def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor],
     """For a DataLoader: a list of images (sizes may differ) and a list of targets.
 
     The images are padded into one batch later, by ``preprocessing.ImageBatch.from_images``.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
     """
     images = [image for image, _ in batch]
     targets = [target for _, target in batch]
@@ -221,7 +226,10 @@ def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor],
 
 def open_dataset(root: PathLike, normalize: bool = True) -> CocoPanoptic:
     """A dataset laid out as ``detr_explained.synthetic.write_dataset`` writes it:
-    ``root/images``, ``root/panoptic``, ``root/panoptic.json``."""
+    ``root/images``, ``root/panoptic``, ``root/panoptic.json``.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
     return CocoPanoptic(*default_paths(root), normalize=normalize)
 
 

@@ -40,7 +40,10 @@ SKIP_GAIN = 1e-3
 @torch.no_grad()
 def calibrate_batchnorm(model: DETRPanoptic, images: Sequence[torch.Tensor]) -> DETRPanoptic:
     """Set every frozen batch norm's running mean and variance to those of its input on ``images``,
-    layer by layer, so that each normalises its output as a trained network's does."""
+    layer by layer, so that each normalises its output as a trained network's does.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     def set_statistics(module, inputs):
         x = inputs[0]                                                  # (B, C, h, w)
         module.running_mean.copy_(x.mean((0, 2, 3)))
@@ -58,7 +61,10 @@ def calibrate_batchnorm(model: DETRPanoptic, images: Sequence[torch.Tensor]) -> 
 
 @torch.no_grad()
 def emphasize_attention(model: DETRPanoptic) -> DETRPanoptic:
-    """Let each query's attention maps, not the content shared by all queries, shape its mask."""
+    """Let each query's attention maps, not the content shared by all queries, shape its mask.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     d = model.config.hidden_dim
     model.bbox_attention.q_linear.weight.mul_(QUERY_GAIN)
     model.mask_head.lay1.weight[:, d:].mul_(ATTENTION_CHANNEL_GAIN)
@@ -74,6 +80,8 @@ def plant_classes(model: DETRPanoptic, images: Sequence[torch.Tensor],
 
     Solves class_embed's weights by minimum-norm least squares on the box embeddings of these
     images (exact while B*N <= d + 1). Returns the model, changed in place.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
     """
     state = model.detr.encode_decode(model.detr.batch(images))
     hs = state["hs"][-1]                                               # (B, N, d)
@@ -96,7 +104,10 @@ def plant_classes(model: DETRPanoptic, images: Sequence[torch.Tensor],
 def realistic_assignment(num_queries: int = 100, num_things: int = 14, num_stuff: int = 6,
                          seed: int = 0, num_classes: int = 250) -> dict[int, int]:
     """About 20 of 100 queries with COCO-like classes: things, stuff, and one stuff class
-    predicted by two queries (so the stuff merge has work to do)."""
+    predicted by two queries (so the stuff merge has work to do).
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     rng = random.Random(seed)
     queries = rng.sample(range(num_queries), num_things + num_stuff)
     things = [rng.randint(1, COCO_LAST_THING_ID) for _ in range(num_things)]
@@ -108,7 +119,10 @@ def realistic_assignment(num_queries: int = 100, num_things: int = 14, num_stuff
 def planted_model(name: str = "detr-r50-panoptic", images: Optional[Sequence[torch.Tensor]] = None,
                   seed: int = 0, **assignment) -> DETRPanoptic:
     """A seeded random model, calibrated and emphasised as above, whose class head keeps a
-    realistic set of queries on ``images``."""
+    realistic set of queries on ``images``.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     from .hub import build_model
 
     torch.manual_seed(seed)

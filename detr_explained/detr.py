@@ -36,7 +36,10 @@ from .transformer import Transformer
 
 
 class MLP(nn.Module):
-    """Linear layers with ReLU between them (the box head: 3 layers, 256 -> 256 -> 256 -> 4)."""
+    """Linear layers with ReLU between them (the box head: 3 layers, 256 -> 256 -> 256 -> 4).
+
+    Explained in ``book/02_transformer.ipynb``.
+    """
 
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
         super().__init__()
@@ -56,7 +59,10 @@ BBOX_HEAD_LAYERS = 3
 
 
 class DETR(nn.Module):
-    """The detection model: backbone, transformer, class and box heads."""
+    """The detection model: backbone, transformer, class and box heads.
+
+    Explained in ``book/02_transformer.ipynb``.
+    """
 
     def __init__(self, config: DETRConfig):
         super().__init__()
@@ -102,7 +108,10 @@ class DETR(nn.Module):
 
 
 class DETRPanoptic(nn.Module):
-    """DETR with the panoptic head: attention maps and the FPN mask head (official: DETRsegm)."""
+    """DETR with the panoptic head: attention maps and the FPN mask head (official: DETRsegm).
+
+    Built in ``book/01_backbone.ipynb``; its stages are explained chapter by chapter.
+    """
 
     def __init__(self, config: DETRConfig):
         super().__init__()

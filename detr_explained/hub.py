@@ -23,6 +23,8 @@ from .detr import DETRPanoptic
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """An official checkpoint: where it is and how many keys it has (``book/01_backbone.ipynb``)."""
+
     url: str
     num_keys: int
 
@@ -44,7 +46,10 @@ CHECKPOINTS = {
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not fit the model."""
+    """A checkpoint file that cannot be read or does not fit the model.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
 
 
 def build_model(name: str = "detr-r50-panoptic", pretrained: bool = False,
@@ -70,7 +75,10 @@ def build_model(name: str = "detr-r50-panoptic", pretrained: bool = False,
 
 
 def download_checkpoint(name: str, model_dir: Optional[str] = None) -> dict:
-    """The official checkpoint's state dict, downloaded once and cached (torch.hub)."""
+    """The official checkpoint's state dict, downloaded once and cached (torch.hub).
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
     if name not in CHECKPOINTS:
         raise ValueError(
             f"no official checkpoint for {name!r}; official ones: {sorted(CHECKPOINTS)}. "
@@ -101,7 +109,10 @@ def download_checkpoint(name: str, model_dir: Optional[str] = None) -> dict:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint file into a state dict, with clear errors for bad files."""
+    """Read a checkpoint file into a state dict, with clear errors for bad files.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint file at {path!r}")
@@ -148,6 +159,8 @@ def load_checkpoint(model: DETRPanoptic, checkpoint, source: Optional[str] = Non
 
     If the keys or shapes do not fit, raises CheckpointError listing the missing, unexpected
     and mis-shaped keys and naming the config the file most likely belongs to.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
         source = os.fspath(checkpoint)
@@ -165,7 +178,10 @@ def load_checkpoint(model: DETRPanoptic, checkpoint, source: Optional[str] = Non
 
 
 def compare_state_dict(expected: dict, given: dict, limit: int = 10) -> str:
-    """A readable list of missing, unexpected and mis-shaped keys ('' when they match)."""
+    """A readable list of missing, unexpected and mis-shaped keys ('' when they match).
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
     given = {k: v for k, v in given.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]

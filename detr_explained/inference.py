@@ -34,6 +34,8 @@ def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
     """Images (a list of normalised 3xHxW tensors) -> one PanopticResult per image.
 
     Arguments as in ``merge_panoptic``; ``target_sizes`` defaults to the input sizes.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
     """
     batch = model.detr.batch(images)
     state = model.detr.encode_decode(batch)

@@ -74,6 +74,8 @@ def dice_loss(mask_logits: torch.Tensor, target_masks: torch.Tensor, num_boxes: 
     DICE = 2 |P ∩ T| / (|P| + |T|) with the soft prediction P = sigmoid(logits): a measure of
     overlap that, unlike a per-pixel loss, does not let a small object drown in background.
     mask_logits, target_masks: (M, P).
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
     """
     prob = mask_logits.sigmoid()                                                  # (M, P)
     target = target_masks.float()                                                 # (M, P)

@@ -49,7 +49,10 @@ def _add_skip(x: torch.Tensor, skip: torch.Tensor, image_index: Optional[torch.T
 
 
 class MaskHead(nn.Module):
-    """FPN-style convolutional mask head with Res4, Res3, Res2 skips."""
+    """FPN-style convolutional mask head with Res4, Res3, Res2 skips.
+
+    Explained in ``book/04_mask_head.ipynb``.
+    """
 
     def __init__(self, hidden_dim: int = 256, nheads: int = 8,
                  fpn_dims: Sequence[int] = (1024, 512, 256), groups: int = 8):

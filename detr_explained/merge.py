@@ -49,19 +49,28 @@ IsThing = Union[Callable[[int], bool], dict, Sequence[bool], None]
 
 
 def id2rgb(id_map) -> np.ndarray:
-    """Segment ids (H, W) -> the COCO panoptic PNG colours (H, W, 3): id = R + 256 G + 256^2 B."""
+    """Segment ids (H, W) -> the COCO panoptic PNG colours (H, W, 3): id = R + 256 G + 256^2 B.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     ids = np.asarray(id_map, dtype=np.int64)
     return np.stack([ids % 256, ids // 256 % 256, ids // 256 ** 2 % 256], axis=-1).astype(np.uint8)
 
 
 def rgb2id(rgb) -> np.ndarray:
-    """COCO panoptic PNG colours (H, W, 3) -> segment ids (H, W)."""
+    """COCO panoptic PNG colours (H, W, 3) -> segment ids (H, W).
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     rgb = np.asarray(rgb).astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 ** 2 * rgb[..., 2]
 
 
 def coco_is_thing(category_id: int) -> bool:
-    """The official hub models' rule: COCO ids up to 90 are things, higher ids are stuff."""
+    """The official hub models' rule: COCO ids up to 90 are things, higher ids are stuff.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     return category_id <= COCO_LAST_THING_ID
 
 
@@ -81,6 +90,8 @@ class PanopticResult:
     segments_info: COCO panoptic ``segments_info``: per segment "id", "category_id", "isthing",
                    "area", "bbox" [x, y, w, h], "iscrowd", plus "score" and "queries" (the
                    query indices that made it).
+
+    Explained in ``book/05_argmax_merge.ipynb``.
     """
 
     id_map: torch.Tensor
@@ -132,7 +143,10 @@ def _padded_size(sizes) -> tuple[int, int]:
 
 
 def select_queries(logits: torch.Tensor, threshold: float = KEEP_THRESHOLD):
-    """Scores and labels of N queries (N, C+1), and the indices of those kept."""
+    """Scores and labels of N queries (N, C+1), and the indices of those kept.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     scores, labels = logits.softmax(-1).max(-1)                      # (N,), (N,)
     no_object = logits.shape[-1] - 1
     kept = torch.nonzero((labels != no_object) & (scores > threshold)).flatten()  # (K,)
@@ -142,7 +156,10 @@ def select_queries(logits: torch.Tensor, threshold: float = KEEP_THRESHOLD):
 def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                 queries: torch.Tensor, size, padded_size, target_size,
                 is_thing: IsThing = None, stuff_merge: str = "union") -> PanopticResult:
-    """The merge for one image's K kept queries: mask_logits (K, H/4, W/4) over the padded batch."""
+    """The merge for one image's K kept queries: mask_logits (K, H/4, W/4) over the padded batch.
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     if stuff_merge not in ("union", "official"):
         raise ValueError(f"stuff_merge must be 'union' or 'official', got {stuff_merge!r}")
     thing = _is_thing_function(is_thing)
@@ -215,7 +232,10 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
 
 def segment_boxes(id_map: torch.Tensor, num_segments: int) -> torch.Tensor:
     """COCO boxes [x, y, width, height] of segments 0..num_segments in one pass over the map,
-    (S+1, 4); the same as pycocotools' toBbox of each segment's mask (the tests check)."""
+    (S+1, 4); the same as pycocotools' toBbox of each segment's mask (the tests check).
+
+    Explained in ``book/05_argmax_merge.ipynb``.
+    """
     height, width = id_map.shape
     ids = id_map.flatten()                                             # (H*W,)
     ys = torch.arange(height).repeat_interleave(width)                 # (H*W,) row of each pixel

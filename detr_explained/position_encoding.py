@@ -20,7 +20,10 @@ NORMALIZE_EPS = 1e-6
 
 
 class SinePositionEncoding(nn.Module):
-    """Position code for a padding mask: (B, h, w) -> (B, 2F, h, w), rows then columns."""
+    """Position code for a padding mask: (B, h, w) -> (B, 2F, h, w), rows then columns.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
 
     def __init__(self, num_pos_feats: int = 128, temperature: float = 10000.0):
         super().__init__()

@@ -46,7 +46,10 @@ _PAIR_SHIFT = ID_BASE**3
 
 @dataclass
 class CategoryStat:
-    """Counts of one category, summed over images."""
+    """Counts of one category, summed over images.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
 
     tp: int = 0
     fp: int = 0
@@ -64,7 +67,10 @@ class CategoryStat:
 class PQResult:
     """``summary["All" | "Things" | "Stuff"] = {"pq", "sq", "rq", "n"}`` (fractions in [0, 1];
     n is the number of categories averaged) and ``per_class[category_id] = {"pq", "sq", "rq",
-    "tp", "fp", "fn"}`` for every category that occurs."""
+    "tp", "fp", "fn"}`` for every category that occurs.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
 
     summary: dict[str, dict[str, float]]
     per_class: dict[int, dict[str, float]]
@@ -171,7 +177,10 @@ def _category_dict(categories: Union[Sequence[dict], dict]) -> dict[int, dict]:
 
 
 def summarize(stats: dict[int, CategoryStat], categories: Union[Sequence[dict], dict]) -> PQResult:
-    """PQ, SQ, RQ per category and averaged over all, things and stuff categories."""
+    """PQ, SQ, RQ per category and averaged over all, things and stuff categories.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
     categories = _category_dict(categories)
     per_class = {}
     for category_id, s in sorted(stats.items()):
@@ -213,6 +222,8 @@ def pq_compute_files(gt_json: str, gt_dir: str, pred_json: str, pred_dir: str) -
 
     The predictions' JSON needs ``annotations`` (``image_id``, ``file_name``, ``segments_info``);
     categories come from the ground truth's JSON. Every ground-truth image needs a prediction.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
     """
     with open(gt_json) as f:
         gt_data = json.load(f)
@@ -240,7 +251,10 @@ def pq_compute_files(gt_json: str, gt_dir: str, pred_json: str, pred_dir: str) -
 
 
 def format_pq_table(result: PQResult, categories: Union[Sequence[dict], dict, None] = None) -> str:
-    """The PQ table as text, values in percent; with ``categories``, one row per category too."""
+    """The PQ table as text, values in percent; with ``categories``, one row per category too.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
     lines = [f"{'':10s}| {'PQ':>6s} {'SQ':>6s} {'RQ':>6s} {'N':>4s}", "-" * 36]
     for group in ("All", "Things", "Stuff"):
         r = result.summary[group]

@@ -98,6 +98,8 @@ def resized_size(width: int, height: int, shorter: int = SHORTER_SIDE,
     """(height, width) after the official resize: shorter side to ``shorter``, longer capped.
 
     A 640x480 photo becomes 800x1066 (the fraction is dropped, as the official code does).
+
+    Explained in ``book/01_backbone.ipynb``.
     """
     short, long = min(width, height), max(width, height)
     if max_longer is not None and long / short * shorter > max_longer:
@@ -125,7 +127,10 @@ def prepare_image(source: ImageLike, shorter: int = SHORTER_SIDE,
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:
-    """Undo ImageNet normalisation: a 3xHxW tensor to an HxWx3 array in [0, 1] for plotting."""
+    """Undo ImageNet normalisation: a 3xHxW tensor to an HxWx3 array in [0, 1] for plotting.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     pixels = (image.detach().cpu().float() * std + mean).clamp(0, 1)  # (3, H, W)
@@ -133,7 +138,10 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
 
 
 def check_image(image, index: int = 0, dtype: torch.dtype = torch.float32) -> None:
-    """Raise a clear error unless ``image`` is a finite 3xHxW float tensor the backbone can encode."""
+    """Raise a clear error unless ``image`` is a finite 3xHxW float tensor the backbone can encode.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
     where = f"image {index}"
     if not isinstance(image, torch.Tensor):
         raise TypeError(
@@ -171,6 +179,8 @@ class ImageBatch:
              at the bottom and right.
     mask:    (B, H, W) bool, True where a pixel is padding.
     sizes:   the (h, w) of each image before padding.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
 
     tensors: torch.Tensor

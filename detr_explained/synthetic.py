@@ -84,6 +84,8 @@ class Scene:
     ids:      (H, W) int64 segment ids (0 would be VOID; every pixel here is labelled).
     segments: ``[{"id", "category_id"}]``, stuff first, then things in drawing order (back to
               front); things also carry ``drawn_area``, their pixel count before occlusion.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
     """
 
     image: np.ndarray
@@ -259,7 +261,10 @@ def make_scene(seed: int, index: int = 0, size: Optional[tuple[int, int]] = None
 
 
 def segment_annotation(ids: np.ndarray, segment: dict, iscrowd: int = 0) -> dict:
-    """A COCO ``segments_info`` entry, with ``area`` and ``bbox`` [x, y, w, h] from pycocotools."""
+    """A COCO ``segments_info`` entry, with ``area`` and ``bbox`` [x, y, w, h] from pycocotools.
+
+    Explained in ``book/07_train_it_yourself.ipynb``.
+    """
     mask = np.asfortranarray((ids == segment["id"]).astype(np.uint8))           # (H, W)
     rle = mask_utils.encode(mask)
     return {

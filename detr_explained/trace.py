@@ -32,6 +32,8 @@ class DETRTrace:
     mask_head_stages:  stage name -> (B*N, C, h, w): input, lay1, lay2, +res4, lay3, +res3,
                        lay4, +res2, lay5, out_lay.
     pred_logits (B, N, C+1), pred_boxes (B, N, 4), pred_masks (B, N, H/4, W/4): the outputs.
+
+    Explained in ``book/01_backbone.ipynb``.
     """
 
     images: torch.Tensor

@@ -30,7 +30,10 @@ from .config import DETRConfig
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention over all image tokens, then a feed-forward block (each with add & norm)."""
+    """Self-attention over all image tokens, then a feed-forward block (each with add & norm).
+
+    Explained in ``book/02_transformer.ipynb``.
+    """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float):
         super().__init__()
@@ -53,7 +56,10 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Self-attention among the N queries, cross-attention to the memory, feed-forward."""
+    """Self-attention among the N queries, cross-attention to the memory, feed-forward.
+
+    Explained in ``book/02_transformer.ipynb``.
+    """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float):
         super().__init__()
@@ -83,12 +89,17 @@ class DecoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
+    """The stack of encoder layers (``book/02_transformer.ipynb``); Transformer.forward runs it."""
+
     def __init__(self, layer: EncoderLayer, num_layers: int):
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
 
 class Decoder(nn.Module):
+    """The stack of decoder layers and the LayerNorm applied to each layer's output
+    (``book/02_transformer.ipynb``); Transformer.forward runs it."""
+
     def __init__(self, layer: DecoderLayer, num_layers: int, d_model: int):
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
@@ -99,7 +110,10 @@ class Decoder(nn.Module):
 class TransformerOutput:
     """hs: (L, B, N, d) every decoder layer's output after the final LayerNorm; hs[-1] are the
     box embeddings. memory: (B, d, H/32, W/32), the encoded image. Attention weights averaged
-    over heads: encoder (L_enc, B, M, M), decoder cross-attention (L_dec, B, N, M)."""
+    over heads: encoder (L_enc, B, M, M), decoder cross-attention (L_dec, B, N, M).
+
+    Explained in ``book/02_transformer.ipynb``.
+    """
 
     hs: torch.Tensor
     memory: torch.Tensor
