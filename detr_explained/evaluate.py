@@ -1,0 +1,166 @@
+"""Evaluating a trained model: panoptic quality on a held-out dataset.
+
+Explained in ``book/07_train_it_yourself.ipynb``. Each image goes through the fast inference
+path (:func:`detr_explained.inference.segment`); its panoptic result is compared with the ground
+truth by :mod:`detr_explained.pq`, and the counts over the whole dataset give PQ, SQ and RQ for
+all categories, things and stuff. The training command (:mod:`detr_explained.train`) calls
+:func:`evaluate` periodically; this module's command line evaluates any checkpoint::
+
+    python -m detr_explained.evaluate --data DIR --checkpoint RUN_DIR/model.pth \\
+        [--config detr-tiny-synthetic] [--threshold 0.85] [--num-images N] [--per-class]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from typing import Optional, Sequence
+
+import torch
+from torch.utils.data import Subset
+
+from .coco_panoptic import VOID_ID, CocoPanoptic, open_dataset
+from .config import DETRConfig
+from .detr import DETRPanoptic
+from .hub import CheckpointError, build_model, compare_state_dict, load_checkpoint
+from .inference import segment
+from .merge import KEEP_THRESHOLD
+from .pq import PQResult, format_pq_table, pq_compute
+
+# The preset the training command uses by default; a checkpoint without a saved config
+# (model.pth) is loaded into it.
+DEFAULT_CONFIG = "detr-tiny-synthetic"
+
+# Images per forward pass during evaluation: memory, not results, depends on it.
+EVAL_BATCH_SIZE = 8
+
+
+def is_thing_of(dataset: CocoPanoptic):
+    """The dataset's own thing/stuff split, for ``segment(..., is_thing=...)``
+    (``book/07_train_it_yourself.ipynb``).
+
+    A category id the dataset does not know (the model can predict id 0, unused by COCO-style
+    numberings) counts as a thing, so it is never merged; :func:`evaluate` then drops it.
+    """
+    categories = dataset.categories
+    return lambda category_id: bool(categories.get(category_id, {}).get("isthing", 1))
+
+
+def _drop_unknown_categories(id_map: torch.Tensor, segments: list[dict], categories: dict):
+    """Pixels of segments with a category the dataset does not have become VOID (no prediction)."""
+    unknown = [s["id"] for s in segments if s["category_id"] not in categories]
+    if not unknown:
+        return id_map, segments
+    id_map = id_map.clone()
+    id_map[torch.isin(id_map, torch.tensor(unknown))] = VOID_ID
+    return id_map, [s for s in segments if s["category_id"] in categories]
+
+
+@torch.no_grad()
+def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: int = EVAL_BATCH_SIZE,
+             threshold: float = KEEP_THRESHOLD, num_images: Optional[int] = None) -> PQResult:
+    """PQ of ``model`` on ``dataset`` (``book/07_train_it_yourself.ipynb``).
+
+    ``dataset``: a CocoPanoptic, or a Subset of one (the held-out images of a training set).
+    Runs on the CPU in eval mode (batch norm uses its running statistics) and leaves the model
+    as it found it. ``num_images`` evaluates only the first images, for a quick look.
+    """
+    if isinstance(dataset, Subset):
+        dataset, positions = dataset.dataset, list(dataset.indices)
+    else:
+        positions = list(range(len(dataset)))
+    if num_images is not None:
+        positions = positions[:num_images]
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()  # the merge indexes CPU tensors
+    was_training = model.training
+    model.eval()
+    is_thing = is_thing_of(dataset)
+    pairs = []
+    try:
+        for start in range(0, len(positions), batch_size):
+            indices = positions[start:start + batch_size]
+            images = [dataset[i][0] for i in indices]
+            for i, result in zip(indices, segment(model, images, threshold=threshold, is_thing=is_thing)):
+                pred_ids, pred_segments = _drop_unknown_categories(result.id_map, result.segments_info,
+                                                                   dataset.categories)
+                pairs.append((dataset.read_panoptic(i), (pred_ids.numpy(), pred_segments)))
+    finally:
+        model.train(was_training)
+    return pq_compute(pairs, dataset.categories)
+
+
+def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = None,
+                       num_classes: Optional[int] = None) -> DETRPanoptic:
+    """A model from a file the training command wrote, ``checkpoint.pth`` or ``model.pth``
+    (``book/07_train_it_yourself.ipynb``).
+
+    ``checkpoint.pth`` carries its config, which is used unless ``config`` names a preset;
+    ``model.pth`` holds only the weights, loaded into ``config`` (default
+    ``detr-tiny-synthetic``) with ``num_classes`` if given (the dataset's, from the command).
+    """
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            loaded = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no checkpoint file at {os.fspath(checkpoint)!r}") from None
+        except Exception as err:
+            raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint ({err})") from err
+    saved = loaded.get("config") if isinstance(loaded, dict) else None
+    if config is None and isinstance(saved, dict):
+        # Every field from the file: the preset name only provides the dataclass.
+        fields = {k: v for k, v in saved.items() if k in DETRConfig.__dataclass_fields__}
+        model = build_model(DEFAULT_CONFIG, **fields)
+    else:
+        overrides = {} if num_classes is None else {"num_classes": num_classes}
+        model = build_model(config or DEFAULT_CONFIG, **overrides)
+    return _load_weights(model, loaded, os.fspath(checkpoint)).eval()
+
+
+def _load_weights(model: DETRPanoptic, loaded, source: str) -> DETRPanoptic:
+    """``hub.load_checkpoint``, except that a state dict with batch-norm counters
+    (``num_batches_tracked``, present when the batch norm was trained) loads too: hub's key
+    comparison ignores those counters in the file but not in the model."""
+    state_dict = loaded["model"] if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict) else loaded
+    if any(k.endswith("num_batches_tracked") for k in state_dict):
+        try:
+            model.load_state_dict(state_dict, strict=True)
+            return model
+        except RuntimeError as err:
+            problems = compare_state_dict(model.state_dict(), state_dict)
+            raise CheckpointError(f"{source} does not fit this model:\n{problems or err}") from err
+    return load_checkpoint(model, state_dict, source=source)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m detr_explained.evaluate``: print the PQ table of a checkpoint
+    (``book/07_train_it_yourself.ipynb``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m detr_explained.evaluate",
+        description="Panoptic quality (PQ, SQ, RQ for all categories, things and stuff) of a "
+                    "trained checkpoint on a COCO panoptic dataset (book/07_train_it_yourself.ipynb).")
+    parser.add_argument("--data", required=True,
+                        help="dataset folder with images/, panoptic/ and panoptic.json")
+    parser.add_argument("--checkpoint", required=True, help="RUN_DIR/model.pth or RUN_DIR/checkpoint.pth")
+    parser.add_argument("--config", default=None,
+                        help="model preset (default: the config saved in the checkpoint, else "
+                             f"{DEFAULT_CONFIG} with the dataset's number of classes)")
+    parser.add_argument("--threshold", type=float, default=KEEP_THRESHOLD,
+                        help="keep queries whose class score is above this (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
+    parser.add_argument("--num-images", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--per-class", action="store_true", help="also print one row per category")
+    args = parser.parse_args(argv)
+    try:
+        dataset = open_dataset(args.data)
+        model = load_trained_model(args.checkpoint, args.config, num_classes=dataset.num_classes)
+    except (FileNotFoundError, ValueError) as err:  # CheckpointError is a ValueError
+        parser.exit(2, f"error: {err}\n")
+    result = evaluate(model, dataset, args.batch_size, args.threshold, args.num_images)
+    count = len(dataset) if args.num_images is None else min(args.num_images, len(dataset))
+    print(f"{args.checkpoint} on {count} images of {args.data}:")
+    print(format_pq_table(result, dataset.categories if args.per_class else None))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,599 @@
+"""Training DETR panoptic: the loop, the optimiser, checkpoints, evaluation, several processes.
+
+Explained in ``book/07_train_it_yourself.ipynb``. One training step is the whole method:
+
+    outputs = model(images)                 pred_logits (B, N, C+1), pred_boxes (B, N, 4),
+                                            pred_masks (B, N, H/4, W/4), aux_outputs
+    losses = criterion(outputs, targets)    match (Hungarian), then CE, L1, GIoU, focal, DICE
+    losses["loss"].backward()
+    clip_grad_norm_(parameters, 0.1)        the official clipping: no single batch jumps far
+    optimizer.step()                        AdamW, the backbone with its own learning rate
+
+Everything else here is bookkeeping: which data, how long, where to save, how to go on after a
+stop, and how to run the same loop in several processes.
+
+Command line::
+
+    python -m detr_explained.train --data DATA --out RUN_DIR [--val-data VAL]
+        [--config detr-tiny-synthetic] [--epochs E | --steps S] [--batch-size 8] [--lr 1e-4]
+        [--lr-backbone LR] [--weight-decay 1e-4] [--clip 0.1] [--lr-drop STEP]
+        [--eval-every K] [--seed 0] [--resume] [--overwrite] [--num-workers 0]
+
+    torchrun --nproc_per_node=2 -m detr_explained.train ...      (the same, in 2 processes)
+
+What it writes in RUN_DIR (only process 0 writes):
+
+- ``checkpoint.pth``: everything needed to go on: ``model`` (float32 state dict), ``optimizer``,
+  ``step``, ``epoch``, ``config`` (the DETRConfig as a dict), ``args`` (the command's options as
+  a dict), ``rng`` (each process's random state) and ``train_seconds``. ``--resume`` continues
+  from it exactly: the same step count, optimiser state, data order and random numbers (the
+  options that shape the updates, RESUMED_OPTIONS, come from the checkpoint too).
+- ``model.pth``: ``{"model": state_dict}`` only, in float16 by default (``--model-dtype``): the
+  file to ship, half the size; ``evaluate.load_trained_model`` and
+  ``build_model("detr-tiny-synthetic", checkpoint=...)`` read it.
+- ``log.jsonl``: one JSON line per logged step (losses, learning rate, seconds) and per
+  evaluation (PQ, SQ, RQ), for plotting.
+
+Training from scratch: the official recipe fine-tunes an ImageNet-pretrained ResNet whose batch
+norm is frozen, with a backbone learning rate of 1e-5. Offline there are no ImageNet weights, so
+the default preset ``detr-tiny-synthetic`` uses ordinary batch norm, and the backbone learns at
+the same rate as the rest (``--lr-backbone`` defaults to ``--lr`` when the batch norm is not
+frozen, to the official 1e-5 when it is): at 1e-5 a random ResNet would hardly move.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from .coco_panoptic import CocoPanoptic, collate, open_dataset
+from .config import get_config
+from .detr import DETRPanoptic
+from .evaluate import DEFAULT_CONFIG, evaluate
+from .hub import build_model
+from .losses import SetCriterion
+from .merge import KEEP_THRESHOLD
+from .pq import PQResult, format_pq_table
+
+# The official optimiser settings (DETR's main.py): AdamW, 1e-4 for the transformer and heads,
+# 1e-5 for a pretrained backbone, weight decay 1e-4, gradients clipped to norm 0.1.
+LR = 1e-4
+LR_PRETRAINED_BACKBONE = 1e-5
+WEIGHT_DECAY = 1e-4
+CLIP_MAX_NORM = 0.1
+# At --lr-drop every learning rate is multiplied by this (the official StepLR: x0.1 at epoch 200).
+LR_DROP_FACTOR = 0.1
+
+# The files of a run directory; --overwrite removes these and nothing else.
+CHECKPOINT_FILE = "checkpoint.pth"
+MODEL_FILE = "model.pth"
+LOG_FILE = "log.jsonl"
+RUN_FILES = (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Several processes
+# ----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Distributed:
+    """Where this process stands among the training processes (``book/07_train_it_yourself.ipynb``).
+
+    Under ``torchrun --nproc_per_node=N`` there are N processes, each with a ``rank`` 0..N-1 and
+    its own slice of every epoch's images; after each backward pass DistributedDataParallel
+    averages the gradients, so all N models take the same step. Run plainly, there is one
+    process of rank 0 and no process group.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Process 0 alone prints, evaluates and writes files."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def setup_distributed() -> Distributed:
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...)
+    (``book/07_train_it_yourself.ipynb``).
+
+    gloo on the CPU, nccl with one GPU per process (LOCAL_RANK picks it).
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if world_size == 1:
+        return Distributed(0, 1, device)
+    if use_cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m detr_explained.train",
+        description="Train DETR panoptic on a COCO panoptic dataset (book/07_train_it_yourself.ipynb). "
+                    "Runs unchanged under torchrun --nproc_per_node=N.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, help="training set: a folder with images/, panoptic/, panoptic.json")
+    data.add_argument("--val-data", default=None,
+                      help="held-out set for PQ (default: the last --val-size images of --data, not trained on)")
+    data.add_argument("--val-size", type=int, default=None,
+                      help="evaluate on this many held-out images (default: all of --val-data, "
+                           "or 10%% of --data)")
+    data.add_argument("--batch-size", type=int, default=8, help="images per step and process")
+    data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--config", default=None,
+                       help=f"model preset (default {DEFAULT_CONFIG}); num_classes always comes from the data")
+
+    length = parser.add_argument_group("how long").add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training set (default 10)")
+    length.add_argument("--steps", type=int, default=None, help="optimiser steps in total")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="also stop (and save) after this much training time")
+
+    optim = parser.add_argument_group("optimiser")
+    optim.add_argument("--lr", type=float, default=LR, help="AdamW learning rate (default %(default)s)")
+    optim.add_argument("--lr-backbone", type=float, default=None,
+                       help="the backbone's learning rate (default: --lr when training the backbone from "
+                            f"scratch with ordinary batch norm; {LR_PRETRAINED_BACKBONE} with frozen batch norm)")
+    optim.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY)
+    optim.add_argument("--clip", type=float, default=CLIP_MAX_NORM, help="max gradient norm (0: no clipping)")
+    optim.add_argument("--lr-drop", type=int, default=None,
+                       help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True, help="run directory for checkpoint.pth, model.pth, log.jsonl")
+    run.add_argument("--eval-every", type=int, default=0,
+                     help="evaluate PQ (and save) every K steps; 0: only at the end")
+    run.add_argument("--save-every", type=int, default=None,
+                     help="save checkpoint.pth every K steps (default: at each evaluation and at the end)")
+    run.add_argument("--log-every", type=int, default=10, help="write losses to log.jsonl every K steps")
+    run.add_argument("--eval-threshold", type=float, default=KEEP_THRESHOLD,
+                     help="class score above which a query is kept in evaluation (default %(default)s)")
+    run.add_argument("--model-dtype", choices=("float16", "float32"), default="float16",
+                     help="dtype of the weights in model.pth (checkpoint.pth is always float32)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pth")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start afresh, replacing RUN_DIR's checkpoint.pth, model.pth and log.jsonl")
+    return parser
+
+
+def check_run_dir(out: str, resume: bool, overwrite: bool) -> Optional[str]:
+    """Why the run directory cannot be used as asked, or None (``book/07_train_it_yourself.ipynb``).
+
+    A run directory holding a previous run is never replaced silently: that takes ``--overwrite``
+    (start again) or ``--resume`` (go on from its checkpoint).
+    """
+    if resume and overwrite:
+        return "--resume and --overwrite contradict each other: pick one"
+    existing = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    if resume:
+        if not os.path.isfile(os.path.join(out, CHECKPOINT_FILE)):
+            return f"--resume: there is no {os.path.join(out, CHECKPOINT_FILE)} to continue from"
+        return None
+    if existing and not overwrite:
+        return (f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue it "
+                "or --overwrite to start again and replace it")
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Model, optimiser, learning rate
+# ----------------------------------------------------------------------------------------------
+
+def is_backbone_parameter(name: str) -> bool:
+    """The ResNet's parameters, ``detr.backbone.0.body.*`` (with or without DDP's ``module.``)
+    (``book/07_train_it_yourself.ipynb``)."""
+    return ".backbone." in f".{name}"
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, lr_backbone: float,
+                    weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with two parameter groups: everything else at ``lr``, the backbone at ``lr_backbone``
+    (``book/07_train_it_yourself.ipynb``). Group 0 is the rest, group 1 the backbone."""
+    rest, backbone = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (backbone if is_backbone_parameter(name) else rest).append(parameter)
+    return torch.optim.AdamW([{"params": rest, "lr": lr, "base_lr": lr},
+                              {"params": backbone, "lr": lr_backbone, "base_lr": lr_backbone}],
+                             lr=lr, weight_decay=weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, step: int, lr_drop: Optional[int]) -> float:
+    """The step schedule: every group's base rate, times 0.1 from step ``lr_drop`` on
+    (``book/07_train_it_yourself.ipynb``). Returns the first group's rate."""
+    factor = LR_DROP_FACTOR if lr_drop is not None and step >= lr_drop else 1.0
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    return optimizer.param_groups[0]["lr"]
+
+
+def default_lr_backbone(args: argparse.Namespace, frozen_batchnorm: bool) -> float:
+    """--lr when the backbone learns from scratch, the official 1e-5 for a frozen (pretrained) one
+    (``book/07_train_it_yourself.ipynb``)."""
+    if args.lr_backbone is not None:
+        return args.lr_backbone
+    return LR_PRETRAINED_BACKBONE if frozen_batchnorm else args.lr
+
+
+def train_step(model: torch.nn.Module, criterion: SetCriterion, optimizer: torch.optim.Optimizer,
+               images: list[torch.Tensor], targets: list[dict], clip: float) -> dict[str, float]:
+    """One optimiser step on one batch (``book/07_train_it_yourself.ipynb``); returns the losses."""
+    outputs = model(images)                     # pred_logits (B, N, C+1), pred_boxes (B, N, 4), ...
+    losses = criterion(outputs, targets)        # {"loss_ce", ..., "loss_giou_0", ..., "loss"}
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return {name: value.item() for name, value in losses.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+def split_datasets(args: argparse.Namespace) -> tuple[CocoPanoptic | Subset, Optional[CocoPanoptic | Subset]]:
+    """The training set and the held-out set PQ is measured on (``book/07_train_it_yourself.ipynb``).
+
+    With ``--val-data`` the held-out set is that dataset (its first ``--val-size`` images);
+    otherwise the last ``--val-size`` images of ``--data`` (default 10%) are held out and
+    never trained on.
+    """
+    full = open_dataset(args.data)
+    if args.val_data is not None:
+        val = open_dataset(args.val_data)
+        if args.val_size is not None and args.val_size < len(val):
+            val = Subset(val, range(args.val_size))
+        return full, val
+    held_out = args.val_size if args.val_size is not None else len(full) // 10
+    if held_out >= len(full):
+        raise ValueError(f"--val-size {held_out} leaves nothing to train on in {len(full)} images")
+    train = Subset(full, range(len(full) - held_out))
+    val = Subset(full, range(len(full) - held_out, len(full))) if held_out > 0 else None
+    return train, val
+
+
+def _base_dataset(dataset) -> CocoPanoptic:
+    return dataset.dataset if isinstance(dataset, Subset) else dataset
+
+
+def epoch_loader(dataset, dist_info: Distributed, args: argparse.Namespace, epoch: int,
+                 skip_batches: int = 0) -> DataLoader:
+    """This process's batches of one epoch, in an order fixed by (seed, epoch)
+    (``book/07_train_it_yourself.ipynb``).
+
+    DistributedSampler shuffles with ``seed + epoch`` and gives each process every N-th image; one
+    process is the case N = 1. ``skip_batches`` leaves out the batches a resumed run already did.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                 shuffle=True, seed=args.seed)
+    sampler.set_epoch(epoch)
+    indices = list(sampler)[skip_batches * args.batch_size:]
+    # Its own generator: a DataLoader otherwise draws its workers' seed from the global random
+    # state, and a resumed run, which makes one loader more, would then draw other dropout masks.
+    generator = torch.Generator().manual_seed(args.seed + epoch)
+    return DataLoader(dataset, batch_size=args.batch_size, sampler=indices, collate_fn=collate,
+                      num_workers=args.num_workers, generator=generator)
+
+
+def _to_device(images, targets, device: torch.device):
+    images = [image.to(device) for image in images]
+    targets = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
+               for t in targets]
+    return images, targets
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving and resuming
+# ----------------------------------------------------------------------------------------------
+
+def save_checkpoint(out: str, model: DETRPanoptic, optimizer: torch.optim.Optimizer, step: int,
+                    epoch: int, args: argparse.Namespace, rng: list[torch.Tensor],
+                    train_seconds: float) -> None:
+    """Write ``checkpoint.pth`` (to resume) and ``model.pth`` (to ship) (``book/07_train_it_yourself.ipynb``).
+
+    Only plain types, tensors and dicts, so ``torch.load(..., weights_only=True)`` (what
+    ``hub.read_checkpoint`` does) reads both. Each file is written under a temporary name
+    and renamed, so a run stopped mid-write leaves the previous file intact.
+    """
+    state_dict = model.state_dict()
+    checkpoint = {
+        "model": state_dict,
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "epoch": epoch,
+        "config": dataclasses.asdict(model.config),
+        "args": vars(args).copy(),
+        "rng": rng,
+        "train_seconds": train_seconds,
+    }
+    dtype = getattr(torch, args.model_dtype)
+    shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}}
+    for name, content in ((CHECKPOINT_FILE, checkpoint), (MODEL_FILE, shipped)):
+        path = os.path.join(out, name)
+        torch.save(content, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+# The options a resumed run takes from its checkpoint, whatever the new command line says: they
+# decide the data order and the updates, so changing them would not continue the same run.
+# The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
+RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed",
+                   "val_size", "model_dtype")
+
+
+def _restore_training_options(args: argparse.Namespace, saved: dict, dist_info: "Distributed") -> None:
+    """--resume: put the checkpoint's RESUMED_OPTIONS back into ``args``, saying which changed."""
+    changed = [f"--{name.replace('_', '-')} {saved[name]} (not {getattr(args, name)})"
+               for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name)]
+    for name in RESUMED_OPTIONS:
+        if name in saved:
+            setattr(args, name, saved[name])
+    if changed and dist_info.is_main:
+        print("note: resuming with the checkpoint's " + ", ".join(changed), file=sys.stderr)
+
+
+def load_training_checkpoint(out: str) -> dict:
+    """checkpoint.pth, read as ``hub.read_checkpoint`` reads it, weights only
+    (``book/07_train_it_yourself.ipynb``)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(os.path.join(out, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+
+
+def _gather_rng_states(dist_info: Distributed) -> list[torch.Tensor]:
+    """Every process's torch random state (dropout draws differ per process), rank order."""
+    state = torch.get_rng_state()
+    if not dist_info.enabled:
+        return [state]
+    states: list = [None] * dist_info.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+class Progress:
+    """A progress bar: tqdm when installed, else a line printed every few seconds; silent on
+    processes other than 0 (``book/07_train_it_yourself.ipynb``)."""
+
+    PRINT_SECONDS = 10.0
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.total, self.step, self.enabled = total, initial, enabled
+        self.start, self.last_print = time.time(), 0.0
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+    def update(self, losses: dict[str, float]) -> None:
+        self.step += 1
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
+        elif time.time() - self.last_print > self.PRINT_SECONDS or self.step == self.total:
+            self.last_print = time.time()
+            print(f"step {self.step}/{self.total}  loss {losses['loss']:.3f}  "
+                  f"({time.time() - self.start:.0f} s)", flush=True)
+
+    def write(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+
+def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
+    """The whole run (``book/07_train_it_yourself.ipynb``); returns the final evaluation's record
+    (step, train_seconds, pq_all, sq_all, rq_all, pq_things, ...; {} without a held-out set)."""
+    train_set, val_set = split_datasets(args)
+    num_classes = _base_dataset(train_set).num_classes
+
+    resumed = load_training_checkpoint(args.out) if args.resume else None
+    if resumed is not None:
+        _restore_training_options(args, resumed["args"], dist_info)
+        # The model is the one saved, whatever --config says now.
+        fields = resumed["config"]
+        if args.config is not None and dataclasses.asdict(get_config(args.config, num_classes=num_classes)) != fields:
+            raise ValueError(f"--config {args.config} differs from the config saved in "
+                             f"{os.path.join(args.out, CHECKPOINT_FILE)}; leave --config out to resume")
+        config_name, overrides = DEFAULT_CONFIG, fields
+    else:
+        config_name, overrides = args.config or DEFAULT_CONFIG, {"num_classes": num_classes}
+
+    torch.manual_seed(args.seed)  # the same initial weights in every process
+    model = build_model(config_name, **overrides).to(dist_info.device).train()
+    model.detr.aux_loss = True  # a loss on every decoder layer's predictions, as in DETR
+    config = model.config
+    if config.frozen_batchnorm and dist_info.is_main:
+        print("warning: this config freezes batch norm with identity statistics; without "
+              "pretrained weights the ResNet is unnormalised. For training from scratch use "
+              "--config detr-tiny-synthetic or a config with frozen_batchnorm=False.", file=sys.stderr)
+    lr_backbone = default_lr_backbone(args, config.frozen_batchnorm)
+    optimizer = build_optimizer(model, args.lr, lr_backbone, args.weight_decay)
+    criterion = SetCriterion(config.num_classes).to(dist_info.device)
+
+    step, train_seconds = 0, 0.0
+    torch.manual_seed(args.seed + dist_info.rank)  # dropout draws differ between processes
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        step, train_seconds = resumed["step"], resumed["train_seconds"]
+        if len(resumed["rng"]) == dist_info.world_size:
+            torch.set_rng_state(resumed["rng"][dist_info.rank])
+        elif dist_info.is_main:
+            print(f"note: the checkpoint was written by {len(resumed['rng'])} process(es), this run has "
+                  f"{dist_info.world_size}: data order and dropout will not repeat exactly", file=sys.stderr)
+
+    ddp_model = DistributedDataParallel(model) if dist_info.enabled else model
+
+    batches_per_epoch = math.ceil(math.ceil(len(train_set) / dist_info.world_size) / args.batch_size)
+    if args.steps is not None:
+        total_steps = args.steps
+    else:
+        total_steps = (args.epochs if args.epochs is not None else 10) * batches_per_epoch
+    save_every = args.save_every or args.eval_every or 0
+    log_path = os.path.join(args.out, LOG_FILE)
+
+    def log(record: dict) -> None:
+        if dist_info.is_main:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def save() -> None:
+        rng = _gather_rng_states(dist_info)  # every process takes part
+        if dist_info.is_main:
+            save_checkpoint(args.out, model, optimizer, step, step // batches_per_epoch, args, rng,
+                            train_seconds)
+
+    def run_evaluation() -> tuple[dict, Optional[PQResult]]:
+        """PQ on the held-out set, by process 0 while the others wait."""
+        if val_set is None:
+            return {}, None
+        record, result = {}, None
+        if dist_info.is_main:
+            eval_start = time.time()
+            result = evaluate(model, val_set, threshold=args.eval_threshold)
+            summary = result.summary
+            record = {"step": step, "train_seconds": round(train_seconds, 1),
+                      "eval_seconds": round(time.time() - eval_start, 1),
+                      **{f"{k}_{group.lower()}": round(summary[group][k], 4)
+                         for group in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq")}}
+            log(record)
+            progress.write(f"step {step}: PQ {100 * summary['All']['pq']:.1f} "
+                           f"(things {100 * summary['Things']['pq']:.1f}, stuff {100 * summary['Stuff']['pq']:.1f}) "
+                           f"after {train_seconds / 60:.1f} min of training")
+        dist_info.barrier()
+        return record, result
+
+    if dist_info.is_main:
+        print(f"training {config_name if resumed is None else 'the resumed model'} "
+              f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) on "
+              f"{len(train_set)} images, {dist_info.world_size} process(es) x batch {args.batch_size}, "
+              f"{batches_per_epoch} steps per epoch, steps {step} -> {total_steps}; "
+              f"lr {args.lr}, backbone lr {lr_backbone}", flush=True)
+    progress = Progress(total_steps, step, dist_info.is_main)
+    last_eval: tuple[dict, Optional[PQResult]] = ({}, None)
+    stop = step >= total_steps
+    while not stop:
+        epoch = step // batches_per_epoch
+        loader = epoch_loader(train_set, dist_info, args, epoch, skip_batches=step % batches_per_epoch)
+        for images, targets in loader:
+            start = time.time()
+            lr = set_learning_rate(optimizer, step, args.lr_drop)
+            images, targets = _to_device(images, targets, dist_info.device)
+            losses = train_step(ddp_model, criterion, optimizer, images, targets, args.clip)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise FloatingPointError(f"step {step}: a loss is not finite: {losses}")
+            step += 1
+            train_seconds += time.time() - start
+            progress.update(losses)
+            if step % args.log_every == 0 or step == total_steps:
+                log({"step": step, "epoch": epoch, "train_seconds": round(train_seconds, 2), "lr": lr,
+                     **{k: round(v, 5) for k, v in losses.items()}})
+            stop = step >= total_steps or _time_is_up(args, train_seconds, dist_info)
+            if stop:
+                break
+            if args.eval_every and step % args.eval_every == 0:
+                last_eval = run_evaluation()
+            if save_every and step % save_every == 0:
+                save()
+    progress.close()
+    save()
+    record, result = run_evaluation()
+    if dist_info.is_main:
+        print(f"saved {os.path.join(args.out, CHECKPOINT_FILE)} and {os.path.join(args.out, MODEL_FILE)} "
+              f"at step {step} ({train_seconds / 60:.1f} min of training)", flush=True)
+        if result is not None:
+            print(f"PQ on the {len(val_set)} held-out images after step {step}:")
+            print(format_pq_table(result))
+    return record
+
+
+def _time_is_up(args: argparse.Namespace, train_seconds: float, dist_info: Distributed) -> bool:
+    """--max-minutes: process 0's clock decides for all, so every process stops at the same step."""
+    if args.max_minutes is None:
+        return False
+    flag = torch.tensor([float(train_seconds >= 60 * args.max_minutes)], device=dist_info.device)
+    if dist_info.enabled:
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = check_run_dir(args.out, args.resume, args.overwrite)
+    if problem:
+        parser.exit(2, f"error: {problem}\n")
+    for name in ("data", "val_data"):
+        folder = getattr(args, name)
+        if folder is not None and not os.path.isfile(os.path.join(folder, "panoptic.json")):
+            parser.exit(2, f"error: --{name.replace('_', '-')} {folder}: no panoptic.json there "
+                           "(write a dataset with python -m detr_explained.synthetic)\n")
+    dist_info = setup_distributed()
+    try:
+        if dist_info.is_main:
+            os.makedirs(args.out, exist_ok=True)
+            if args.overwrite:
+                for name in RUN_FILES:
+                    if os.path.exists(os.path.join(args.out, name)):
+                        os.remove(os.path.join(args.out, name))
+        dist_info.barrier()
+        train(args, dist_info)
+    finally:
+        if dist_info.enabled:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The training command (book/07_train_it_yourself.ipynb): it learns, saves, resumes exactly,
+never overwrites a run by accident, and runs in two processes under torchrun."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import detr_explained as de
+from detr_explained import train
+from detr_explained.coco_panoptic import collate, open_dataset
+from detr_explained.evaluate import load_trained_model
+from detr_explained.losses import SetCriterion
+from detr_explained.synthetic import NUM_CLASSES, write_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """8 small synthetic scenes: enough for a few steps, quick to read."""
+    root = tmp_path_factory.mktemp("synthetic")
+    write_dataset(str(root), num_images=8, seed=0, min_side=64, max_side=96)
+    return str(root)
+
+
+def run(data_dir, out, *extra):
+    """The command line, in this process; --val-size 0: no held-out set, so no evaluation."""
+    train.main(["--data", data_dir, "--out", str(out), "--batch-size", "4", "--val-size", "0",
+                *map(str, extra)])
+
+
+def test_preset_trains_from_scratch():
+    """No ImageNet weights offline: the synthetic preset has ordinary, trainable batch norm."""
+    model = de.build_model("detr-tiny-synthetic")
+    assert model.config.num_classes == NUM_CLASSES
+    assert isinstance(model.detr.backbone.resnet.body.bn1, torch.nn.BatchNorm2d)
+    args = train.build_parser().parse_args(["--data", "d", "--out", "o"])
+    assert train.default_lr_backbone(args, frozen_batchnorm=False) == args.lr
+    assert train.default_lr_backbone(args, frozen_batchnorm=True) == train.LR_PRETRAINED_BACKBONE
+
+
+def test_optimizer_gives_the_backbone_its_own_learning_rate():
+    model = de.build_model("detr-tiny-synthetic")
+    optimizer = train.build_optimizer(model, lr=1e-4, lr_backbone=3e-5, weight_decay=1e-4)
+    rest, backbone = optimizer.param_groups
+    assert (rest["lr"], backbone["lr"]) == (1e-4, 3e-5)
+    assert sum(p.numel() for p in backbone["params"]) == sum(
+        p.numel() for p in model.detr.backbone.parameters())
+    assert train.set_learning_rate(optimizer, step=10, lr_drop=10) == pytest.approx(1e-5)
+
+
+def test_loss_is_finite_and_falls_on_one_batch(data_dir):
+    """Overfitting one batch: the smallest sign that the losses, the matcher and the optimiser
+    fit together."""
+    torch.manual_seed(0)
+    model = de.build_model("detr-tiny-synthetic").train()
+    model.detr.aux_loss = True
+    criterion = SetCriterion(NUM_CLASSES)
+    optimizer = train.build_optimizer(model, lr=1e-3, lr_backbone=1e-3, weight_decay=1e-4)
+    images, targets = collate([open_dataset(data_dir)[i] for i in range(2)])
+    losses = [train.train_step(model, criterion, optimizer, images, targets, clip=0.1)["loss"]
+              for _ in range(6)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.95 * losses[0], losses  # about 0.89 after 6 steps
+
+
+def test_checkpoint_resume_and_shipped_model(data_dir, tmp_path):
+    # 1 step, then 2 more resumed (from the middle of an epoch: 8 images / batch 4 = 2 steps),
+    # equal 3 steps in one go: the same weights and optimiser state.
+    run(data_dir, tmp_path / "split", "--steps", 1)
+    first = train.load_training_checkpoint(tmp_path / "split")
+    assert (first["step"], first["epoch"]) == (1, 0)
+    run(data_dir, tmp_path / "split", "--steps", 3, "--resume")
+    run(data_dir, tmp_path / "whole", "--steps", 3)
+    resumed = train.load_training_checkpoint(tmp_path / "split")
+    whole = train.load_training_checkpoint(tmp_path / "whole")
+    assert resumed["step"] == whole["step"] == 3
+    for key, value in whole["model"].items():
+        assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
+    assert resumed["optimizer"]["state"][0]["step"] == 3
+
+    # The checkpoint records what made it, as plain types.
+    assert resumed["config"]["backbone"] == "resnet10"
+    assert resumed["args"]["batch_size"] == 4
+    # model.pth: only the state dict, in float16, read by hub.read_checkpoint.
+    shipped = de.read_checkpoint(tmp_path / "split" / "model.pth")
+    assert shipped["mask_head.out_lay.weight"].dtype == torch.float16
+    model = load_trained_model(tmp_path / "split" / "model.pth")
+    assert torch.allclose(model.state_dict()["detr.query_embed.weight"],
+                          whole["model"]["detr.query_embed.weight"], atol=1e-3)
+    assert (tmp_path / "split" / "log.jsonl").read_text().count('"step": 3') == 1
+
+
+@pytest.mark.xfail(strict=True, reason="hub.compare_state_dict drops num_batches_tracked from the "
+                   "file's keys but not the model's, so a trained (non-frozen) batch norm never loads")
+def test_build_model_loads_the_shipped_model(data_dir, tmp_path):
+    run(data_dir, tmp_path, "--steps", 1)
+    de.build_model("detr-tiny-synthetic", checkpoint=tmp_path / "model.pth")
+
+
+def test_never_overwrites_a_run_by_accident(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path, "--steps", 1)
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path, "--steps", 1)
+    assert exit_info.value.code == 2
+    assert "--resume" in capsys.readouterr().err
+    assert train.check_run_dir(str(tmp_path), resume=False, overwrite=True) is None
+    assert "no" in train.check_run_dir(str(tmp_path / "new"), resume=True, overwrite=False)
+
+
+def test_two_processes_with_torchrun(data_dir, tmp_path):
+    """torchrun --nproc_per_node=2: gloo on the CPU, each process half of every epoch, one
+    checkpoint written by process 0."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "detr_explained.train", "--data", data_dir, "--out", str(out), "--steps", "2",
+         "--batch-size", "2", "--val-size", "2"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["checkpoint.pth", "log.jsonl", "model.pth"]
+    checkpoint = train.load_training_checkpoint(out)
+    assert checkpoint["step"] == 2
+    assert len(checkpoint["rng"]) == 2  # each process's random state, to resume exactly
+    assert completed.stdout.count("PQ on the 2 held-out images") == 1  # process 0 alone prints
