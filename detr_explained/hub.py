@@ -182,6 +182,8 @@ def compare_state_dict(expected: dict, given: dict, limit: int = 10) -> str:
 
     Explained in ``book/01_backbone.ipynb``.
     """
+    # BatchNorm's step counter: absent from the official files, not a weight; ignore it both sides
+    expected = {k: v for k, v in expected.items() if not k.endswith("num_batches_tracked")}
     given = {k: v for k, v in given.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected]

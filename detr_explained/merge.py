@@ -189,7 +189,7 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
         else:
             winner = candidates.argmax(0)                              # (h, w) position in `alive`
         owners = [group[k] for k in alive] if merged else alive
-        owner = torch.tensor(owners)[winner]                           # (h, w) a query position
+        owner = torch.tensor(owners, device=winner.device)[winner].cpu()  # (h, w) a query position
         owner = _resize_nearest(owner, target_size)                    # (H_t, W_t)
         area = torch.bincount(owner.flatten(), minlength=len(labels))  # (K,)
         if stuff_merge == "union":

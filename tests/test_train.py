@@ -93,8 +93,6 @@ def test_checkpoint_resume_and_shipped_model(data_dir, tmp_path):
     assert (tmp_path / "split" / "log.jsonl").read_text().count('"step": 3') == 1
 
 
-@pytest.mark.xfail(strict=True, reason="hub.compare_state_dict drops num_batches_tracked from the "
-                   "file's keys but not the model's, so a trained (non-frozen) batch norm never loads")
 def test_build_model_loads_the_shipped_model(data_dir, tmp_path):
     run(data_dir, tmp_path, "--steps", 1)
     de.build_model("detr-tiny-synthetic", checkpoint=tmp_path / "model.pth")
