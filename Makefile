@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 ORACLE := .oracle
 STAMP := $(VENV)/.installed
 
-.PHONY: book test setup oracle browser clean
+.PHONY: book test setup oracle browser notebooks clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ browser:
 test: setup oracle book browser
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval book/ --nbval-sanitize-with .ci/nbval-sanitize.cfg
+
+# Re-execute every chapter in place so its stored outputs are current (after a package change).
+notebooks: setup
+	$(PY) scripts/execute_notebooks.py
 
 clean:
 	rm -rf _build

@@ -34,7 +34,9 @@ class FrozenBatchNorm2d(_TorchvisionFrozenBatchNorm2d):
 
     In torchvision's ResNet every batch norm reads a convolution's fresh output, which nothing
     else reads, so overwriting it is safe; the same two operations in the same order give the
-    same bits. With gradients (training) it is torchvision's module unchanged.
+    same bits. With gradients (training) it is torchvision's module unchanged. Calling a batch
+    norm of the backbone by hand under ``torch.inference_mode()`` therefore overwrites its input:
+    use ``torch.no_grad()`` for such experiments.
 
     Explained in ``book/01_backbone.ipynb``.
     """

@@ -234,6 +234,8 @@ def open_dataset(root: PathLike, normalize: bool = True) -> CocoPanoptic:
 
 
 def default_paths(root: PathLike) -> PanopticPaths:
+    """The layout ``synthetic.write_dataset`` writes: ROOT/images, ROOT/panoptic,
+    ROOT/panoptic.json (``book/07_train_it_yourself.ipynb``)."""
     root = os.fspath(root)
     return PanopticPaths(os.path.join(root, "images"), os.path.join(root, "panoptic"),
                          os.path.join(root, "panoptic.json"))

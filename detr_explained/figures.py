@@ -10,6 +10,7 @@ d the transformer width, C the number of classes, H x W the padded input image.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -46,7 +47,8 @@ def use_book_style() -> None:
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
-    """``plt.subplots`` with the book's opaque white background (all chapters).
+    """``plt.subplots`` with the book's opaque white background (all chapters, from
+    ``book/intro.ipynb``).
 
     Returns ``(fig, axes)`` like ``plt.subplots``.
     """
@@ -316,7 +318,8 @@ def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
 
 @dataclass
 class ShapeTable:
-    """Rows of (name, shape, stride); shown as HTML in the book, as aligned text elsewhere."""
+    """Rows of (name, shape, stride); shown as HTML in the book, as aligned text elsewhere
+    (made by ``shape_table``, ``book/01_backbone.ipynb`` onwards)."""
 
     rows: list
 
@@ -342,9 +345,10 @@ def shape_table(named_tensors, input_size: Optional[Sequence[int]] = None,
     """A table of name / shape / stride (``book/01_backbone.ipynb`` to ``book/05_argmax_merge.ipynb``).
 
     ``named_tensors`` maps names to tensors, arrays or shapes (``torch.Size``, tuples); a list of
-    (name, value) pairs keeps its order too. The stride of a 4-D (B, C, h, w) value is
-    ``input_size[0] / h`` when ``input_size`` (H, W) is given; ``strides`` sets it by name
-    (e.g. ``{"pred_masks": 4}``). Other rows show "-".
+    (name, value) pairs keeps its order too. The stride of a 4-D (B, C, h, w) value is the power
+    of two nearest to ``input_size[0] / h`` when ``input_size`` (H, W) is given (the ResNet rounds
+    sizes up, so a 375-pixel side gives 12 cells at stride 32, not 31); ``strides`` sets it by
+    name (e.g. ``{"pred_masks": 4}``). Other rows show "-".
     """
     items = named_tensors.items() if isinstance(named_tensors, Mapping) else named_tensors
     rows = []
@@ -352,6 +356,6 @@ def shape_table(named_tensors, input_size: Optional[Sequence[int]] = None,
         shape = tuple(int(s) for s in (value.shape if hasattr(value, "shape") else value))
         stride = (strides or {}).get(name)
         if stride is None and input_size is not None and len(shape) == 4:
-            stride = round(input_size[0] / shape[-2])
+            stride = 2 ** round(math.log2(input_size[0] / shape[-2]))
         rows.append((str(name), str(shape), "-" if stride is None else f"/{stride}"))
     return ShapeTable(rows)

@@ -329,6 +329,8 @@ def write_dataset(out_dir: str, num_images: int, seed: int, overwrite: bool = Fa
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m detr_explained.synthetic OUT_DIR --num-images N --seed S``
+    (``book/07_train_it_yourself.ipynb``)."""
     parser = argparse.ArgumentParser(
         prog="python -m detr_explained.synthetic",
         description="Write a synthetic panoptic dataset in the COCO panoptic format.")

@@ -2,7 +2,8 @@
 
 Explained in ``book/02_transformer.ipynb``.
 
-* The encoder reads the projected Res5 as M = H/32 * W/32 tokens of width d and lets every cell
+* The encoder reads the projected Res5 as M' = H/32 * W/32 tokens of width d (M' for tokens:
+  M is the number of heads) and lets every cell
   attend to every other. Its output, reshaped back to (B, d, H/32, W/32), is the "encoded image"
   (``memory``) that the box embeddings later attend to.
 * The decoder starts from N zero vectors. Each layer lets them attend to one another and then
@@ -13,7 +14,7 @@ Post-norm layers (LayerNorm after each residual sum), ReLU feed-forward blocks; 
 encoding is added to queries and keys only, never to values. Attention uses
 torch.nn.MultiheadAttention, whose parameter names are those of the official checkpoints.
 
-Inside, tokens are laid out sequence-first, (M, B, d), as in the official code, and attention
+Inside, tokens are laid out sequence-first, (M', B, d), as in the official code, and attention
 weights are always computed: the same kernels in the same order, so the results are the
 official ones bit for bit (checked by the tests), not merely close.
 """
@@ -47,11 +48,11 @@ class EncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, src, pos, padding_mask):
-        q = k = src + pos                                              # (M, B, d)
+        q = k = src + pos                                              # (M', B, d)
         attended, weights = self.self_attn(q, k, value=src, key_padding_mask=padding_mask)
-        src = self.norm1(src + self.dropout1(attended))                # (M, B, d); weights (B, M, M)
-        hidden = self.dropout(torch.relu(self.linear1(src)))           # (M, B, dim_feedforward)
-        src = self.norm2(src + self.dropout2(self.linear2(hidden)))    # (M, B, d)
+        src = self.norm1(src + self.dropout1(attended))                # (M', B, d); weights (B, M', M')
+        hidden = self.dropout(torch.relu(self.linear1(src)))           # (M', B, dim_feedforward)
+        src = self.norm2(src + self.dropout2(self.linear2(hidden)))    # (M', B, d)
         return src, weights
 
 
@@ -81,7 +82,7 @@ class DecoderLayer(nn.Module):
         tgt = self.norm1(tgt + self.dropout1(attended))                # (N, B, d)
         attended, cross_weights = self.multihead_attn(
             query=tgt + query_pos, key=memory + pos, value=memory, key_padding_mask=padding_mask,
-        )                                                              # (N, B, d), (B, N, M)
+        )                                                              # (N, B, d), (B, N, M')
         tgt = self.norm2(tgt + self.dropout2(attended))
         hidden = self.dropout(torch.relu(self.linear1(tgt)))           # (N, B, dim_feedforward)
         tgt = self.norm3(tgt + self.dropout3(self.linear2(hidden)))    # (N, B, d)
@@ -110,7 +111,7 @@ class Decoder(nn.Module):
 class TransformerOutput:
     """hs: (L, B, N, d) every decoder layer's output after the final LayerNorm; hs[-1] are the
     box embeddings. memory: (B, d, H/32, W/32), the encoded image. Attention weights averaged
-    over heads: encoder (L_enc, B, M, M), decoder cross-attention (L_dec, B, N, M).
+    over heads: encoder (L_enc, B, M', M'), decoder cross-attention (L_dec, B, N, M').
 
     Explained in ``book/02_transformer.ipynb``.
     """
@@ -138,14 +139,14 @@ class Transformer(nn.Module):
         """src: (B, d, h, w) projected Res5; mask: (B, h, w) padding; query_embed: (N, d);
         pos: (B, d, h, w)."""
         batch, d, h, w = src.shape
-        src = src.flatten(2).permute(2, 0, 1)          # (M, B, d) with M = h * w tokens
-        pos = pos.flatten(2).permute(2, 0, 1)          # (M, B, d)
-        padding_mask = mask.flatten(1)                 # (B, M)
+        src = src.flatten(2).permute(2, 0, 1)          # (M', B, d) with M' = h * w tokens
+        pos = pos.flatten(2).permute(2, 0, 1)          # (M', B, d)
+        padding_mask = mask.flatten(1)                 # (B, M')
         query_pos = query_embed.unsqueeze(1).repeat(1, batch, 1)  # (N, B, d)
 
         memory, encoder_attention = src, []
         for layer in self.encoder.layers:
-            memory, weights = layer(memory, pos, padding_mask)      # (M, B, d)
+            memory, weights = layer(memory, pos, padding_mask)      # (M', B, d)
             encoder_attention.append(weights)
 
         tgt = torch.zeros_like(query_pos)              # (N, B, d): the decoder starts from zeros
@@ -158,6 +159,6 @@ class Transformer(nn.Module):
         return TransformerOutput(
             hs=torch.stack(hs).transpose(1, 2),                    # (L, B, N, d)
             memory=memory.permute(1, 2, 0).view(batch, d, h, w),   # (B, d, H/32, W/32)
-            encoder_attention=torch.stack(encoder_attention),      # (L_enc, B, M, M)
-            decoder_attention=torch.stack(decoder_attention),      # (L_dec, B, N, M)
+            encoder_attention=torch.stack(encoder_attention),      # (L_enc, B, M', M')
+            decoder_attention=torch.stack(decoder_attention),      # (L_dec, B, N, M')
         )

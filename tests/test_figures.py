@@ -131,3 +131,9 @@ def test_shape_table_text_and_html():
     assert rows == {"res5": "/32", "hs": "-", "pred_masks": "/4"}
     html = table._repr_html_()
     assert html.count("<tr>") == 4 and "(1, 100, 16, 24)" in html
+
+
+def test_shape_table_strides_are_powers_of_two():
+    """The ResNet rounds sizes up: 375 pixels give 12 cells at stride 32 (375 / 12 = 31.25)."""
+    table = figures.shape_table({"res5": (1, 2048, 12, 11), "res2": (1, 256, 94, 88)}, input_size=(375, 350))
+    assert [row[2] for row in table.rows] == ["/32", "/4"]
