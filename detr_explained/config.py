@@ -61,39 +61,23 @@ class DETRConfig:
         return replace(self, **changes)
 
 
+# Small enough to train and trace on two CPU cores: ResNet-18 and a 2+2 layer transformer of
+# width 128. hidden_dim + nheads = 136 channels enter the mask head, divisible by the 8 GroupNorm
+# groups; its later widths 64, 32, 16, 8 are too.
+_TINY = DETRConfig(backbone="resnet18", hidden_dim=128, nheads=8, enc_layers=2, dec_layers=2,
+                   dim_feedforward=512, num_queries=20)
+
 CONFIGS: dict[str, DETRConfig] = {
     "detr-r50-panoptic": DETRConfig(backbone="resnet50"),
     "detr-r50-dc5-panoptic": DETRConfig(backbone="resnet50", dilation=True),
     "detr-r101-panoptic": DETRConfig(backbone="resnet101"),
-    # Small enough to train and trace on two CPU cores: ResNet-18 and a 2+2 layer transformer
-    # of width 128. hidden_dim + nheads = 136 channels enter the mask head, divisible by the
-    # 8 GroupNorm groups; its later widths 64, 32, 16, 8 are too.
-    "detr-tiny": DETRConfig(
-        backbone="resnet18",
-        hidden_dim=128,
-        nheads=8,
-        enc_layers=2,
-        dec_layers=2,
-        dim_feedforward=512,
-        num_queries=20,
-        num_classes=COCO_PANOPTIC_NUM_CLASSES,
-    ),
+    "detr-tiny": _TINY,
     # Trained from scratch on the synthetic scenes of book/07_train_it_yourself.ipynb
     # (detr_explained.synthetic: category ids 1..6, so 7 classes) on two CPU cores. There are no
     # ImageNet weights offline, and frozen batch norm with identity statistics would leave a
     # random ResNet unnormalised: the backbone uses ordinary, trained BatchNorm2d. ResNet-10
     # (4.9 M parameters) keeps the whole model at 6.3 M, 12.5 MB saved in float16.
-    "detr-tiny-synthetic": DETRConfig(
-        backbone="resnet10",
-        hidden_dim=128,
-        nheads=8,
-        enc_layers=2,
-        dec_layers=2,
-        dim_feedforward=512,
-        num_queries=20,
-        num_classes=7,
-        frozen_batchnorm=False,
-    ),
+    "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False),
 }
 
 

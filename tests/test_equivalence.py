@@ -79,10 +79,13 @@ def test_bit_for_bit_on_trained_like_weights():
     assert all(torch.equal(a[k], b[k]) for k in ("pred_logits", "pred_boxes", "pred_masks"))
 
 
-def decode_official(result):
-    ids = de.rgb2id(np.array(Image.open(io.BytesIO(result["png_string"]))))
-    segments = [(s["id"] + 1, s["category_id"], s["isthing"], s["area"]) for s in result["segments_info"]]
-    return ids + 1, segments  # our ids are the official ones + 1: 0 is VOID
+def assert_same_segments(ours, official):
+    """Pixel for pixel and segment for segment; our ids are the official ones + 1 (0 is VOID)."""
+    official_ids = de.rgb2id(np.array(Image.open(io.BytesIO(official["png_string"]))))
+    assert np.array_equal(ours.id_map.numpy(), official_ids + 1)
+    theirs = [(s["id"] + 1, s["category_id"], s["isthing"], s["area"]) for s in official["segments_info"]]
+    assert [(s["id"], s["category_id"], s["isthing"], s["area"]) for s in ours.segments_info] == theirs
+    return len(theirs)
 
 
 @pytest.mark.parametrize("size,target", [((160, 224), (160, 224)), ((150, 200), (300, 400)),
@@ -95,18 +98,16 @@ def test_merge_equals_official_postprocessor(size, target):
         outputs = model([image])
     theirs = oracle.official_postprocessor()(outputs, torch.as_tensor([size]), torch.as_tensor([target]))[0]
     ours = de.merge_panoptic(outputs, [size], [target], stuff_merge="official")[0]
-    official_ids, official_segments = decode_official(theirs)
-    assert len(official_segments) >= 10
-    assert np.array_equal(ours.id_map.numpy(), official_ids)
-    assert [(s["id"], s["category_id"], s["isthing"], s["area"]) for s in ours.segments_info] == official_segments
+    assert assert_same_segments(ours, theirs) >= 10
 
 
 def test_official_merge_crashes_where_ours_returns_void(r50):
-    """detr==0.1.4 fails when no query passes the threshold (random weights keep none)."""
+    """detr==0.1.4 fails when no query passes the threshold (random weights keep none): its
+    util.misc.interpolate for empty tensors calls a helper that no longer exists."""
     image = random_image(96, 128)
     with torch.no_grad():
         outputs = r50([image])
-    with pytest.raises(Exception):
+    with pytest.raises(NameError, match="_output_size"):
         oracle.official_postprocessor()(outputs, torch.as_tensor([[96, 128]]))
     result = de.merge_panoptic(outputs, [(96, 128)])[0]
     assert result.segments_info == [] and int(result.id_map.max()) == 0
@@ -120,9 +121,7 @@ def test_fast_segment_equals_official_end_to_end():
     with torch.no_grad():
         theirs = oracle.official_postprocessor()(official([image]), torch.as_tensor([[192, 256]]))[0]
     ours = de.segment(model, [image], stuff_merge="official")[0]
-    official_ids, official_segments = decode_official(theirs)
-    assert np.array_equal(ours.id_map.numpy(), official_ids)
-    assert [(s["id"], s["category_id"], s["isthing"], s["area"]) for s in ours.segments_info] == official_segments
+    assert assert_same_segments(ours, theirs) >= 10
 
 
 def test_position_encoding_equals_official():
