@@ -68,12 +68,19 @@ def test_r101_layout_loads_into_official():
     official.load_state_dict(ours.state_dict(), strict=True)
 
 
-def test_bit_for_bit_on_trained_like_weights():
-    """With realistic kept queries the whole forward still matches exactly, not just closely."""
-    image = random_image(160, 224, seed=3)
-    ours = planted_model("detr-r50-panoptic", [image], seed=0)
+def planted_pair(height, width, image_seed, model_seed):
+    """An image, a planted stand-in model that keeps about 20 queries on it, and the official
+    model with the same weights."""
+    image = random_image(height, width, seed=image_seed)
+    ours = planted_model("detr-r50-panoptic", [image], seed=model_seed)
     official = oracle.build_official()
     official.load_state_dict(ours.state_dict(), strict=True)
+    return image, ours, official
+
+
+def test_bit_for_bit_on_trained_like_weights():
+    """With realistic kept queries the whole forward still matches exactly, not just closely."""
+    image, ours, official = planted_pair(160, 224, image_seed=3, model_seed=0)
     with torch.no_grad():
         a, b = ours([image]), official([image])
     assert all(torch.equal(a[k], b[k]) for k in ("pred_logits", "pred_boxes", "pred_masks"))
@@ -114,10 +121,7 @@ def test_official_merge_crashes_where_ours_returns_void(r50):
 
 
 def test_fast_segment_equals_official_end_to_end():
-    image = random_image(192, 256, seed=5)
-    model = planted_model("detr-r50-panoptic", [image], seed=2)
-    official = oracle.build_official()
-    official.load_state_dict(model.state_dict(), strict=True)
+    image, model, official = planted_pair(192, 256, image_seed=5, model_seed=2)
     with torch.no_grad():
         theirs = oracle.official_postprocessor()(official([image]), torch.as_tensor([[192, 256]]))[0]
     ours = de.segment(model, [image], stuff_merge="official")[0]
