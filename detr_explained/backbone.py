@@ -93,6 +93,17 @@ class ResNetBackbone(nn.Module):
         return {"res2": res2, "res3": res3, "res4": res4, "res5": res5}
 
 
+def feature_size(side: int, stride: int) -> int:
+    """A side of ``side`` pixels after the stride-2 layers that make ``stride`` (4 for Res2 ..
+    32 for Res5). Each layer rounds up, so 1066 pixels give 34 cells at stride 32, not 33.3.
+
+    Explained in ``book/01_backbone.ipynb``.
+    """
+    for _ in range(stride.bit_length() - 1):  # log2(stride) halvings
+        side = -(-side // 2)                    # ceil(side / 2)
+    return side
+
+
 def downsample_mask(mask: torch.Tensor, size) -> torch.Tensor:
     """The padding mask at a feature map's size, by nearest-neighbour sampling.
 

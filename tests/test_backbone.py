@@ -4,7 +4,7 @@ import torch
 from torchvision.ops import FrozenBatchNorm2d
 
 import detr_explained as de
-from detr_explained.backbone import LEVELS, ResNetBackbone, downsample_mask
+from detr_explained.backbone import LEVELS, ResNetBackbone, downsample_mask, feature_size
 
 from conftest import random_image
 
@@ -66,3 +66,10 @@ def test_resnet10_is_resnet18_with_one_block_per_stage():
                                      backbone.body.layer3, backbone.body.layer4)] == [1, 1, 1, 1]
     assert backbone.channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
     assert isinstance(backbone.body.bn1, torch.nn.BatchNorm2d)
+
+
+def test_feature_size_matches_the_resnet(r50):
+    features = r50.detr.backbone.resnet(random_image(97, 131)[None])
+    for level, stride in zip(LEVELS, (4, 8, 16, 32)):
+        assert features[level].shape[-2:] == (feature_size(97, stride), feature_size(131, stride))
+    assert feature_size(1066, 32) == 34
