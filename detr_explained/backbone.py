@@ -15,6 +15,8 @@ head (``book/04_mask_head.ipynb``).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -62,7 +64,8 @@ class ResNetBackbone(nn.Module):
     Explained in ``book/01_backbone.ipynb``.
     """
 
-    def __init__(self, name: str = "resnet50", dilation: bool = False, frozen_batchnorm: bool = True):
+    def __init__(self, name: str = "resnet50", dilation: bool = False, frozen_batchnorm: bool = True,
+                 res5_channels: Optional[int] = None):
         super().__init__()
         norm_layer = FrozenBatchNorm2d if frozen_batchnorm else nn.BatchNorm2d
         # DC5: layer4 keeps stride 1 and dilates its 3x3 convolutions by 2 instead.
@@ -77,11 +80,27 @@ class ResNetBackbone(nn.Module):
         else:
             raise ValueError(f"torchvision has no model {name!r}; use e.g. 'resnet50' or 'resnet101'")
         del self.body.fc, self.body.avgpool  # classification head: unused, and absent from checkpoints
+        if res5_channels is not None:
+            self._narrow_layer4(res5_channels, dilation)
         self.strides = {"res2": 4, "res3": 8, "res4": 16, "res5": 16 if dilation else 32}
         self.channels = {
             level: stage[-1].conv3.out_channels if hasattr(stage[-1], "conv3") else stage[-1].conv2.out_channels
             for level, stage in zip(LEVELS, (self.body.layer1, self.body.layer2, self.body.layer3, self.body.layer4))
         }
+
+    def _narrow_layer4(self, res5_channels: int, dilation: bool) -> None:
+        """Rebuild layer4 with ``res5_channels`` output channels, by torchvision's own
+        ``_make_layer`` (same block type, same depth, same stride or DC5 dilation)."""
+        body = self.body
+        block = type(body.layer4[0])
+        if res5_channels % block.expansion or res5_channels <= 0:
+            raise ValueError(f"res5_channels={res5_channels} must be a positive multiple of "
+                             f"{block.expansion} for {block.__name__}")
+        body.inplanes = body.layer3[-1].conv3.out_channels if hasattr(body.layer3[-1], "conv3") \
+            else body.layer3[-1].conv2.out_channels
+        body.dilation = 1
+        body.layer4 = body._make_layer(block, res5_channels // block.expansion, len(body.layer4),
+                                       stride=2, dilate=dilation)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         body = self.body
@@ -125,7 +144,7 @@ class BackboneWithPosition(nn.Sequential):
 
     def __init__(self, config: DETRConfig):
         super().__init__(
-            ResNetBackbone(config.backbone, config.dilation, config.frozen_batchnorm),
+            ResNetBackbone(config.backbone, config.dilation, config.frozen_batchnorm, config.res5_channels),
             SinePositionEncoding(config.hidden_dim // 2, config.pos_temperature),
         )
 

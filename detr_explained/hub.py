@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import urllib.error
@@ -45,6 +46,34 @@ CHECKPOINTS = {
 }
 
 
+# Weights this project trained and ships inside the package, so they need no download:
+# detr_explained/weights/NAME.pth, with NAME.json beside it recording the exact command that made
+# them, its measured training time and the PQ on held-out scenes (book/07_train_it_yourself.ipynb).
+SHIPPED = ("detr-tiny-synthetic",)
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+
+
+def shipped_checkpoint(name: str) -> str:
+    """The path of the weights shipped for ``name`` (``book/07_train_it_yourself.ipynb``)."""
+    if name not in SHIPPED:
+        raise ValueError(f"no weights ship with the package for {name!r}; shipped: {list(SHIPPED)}")
+    path = os.path.join(WEIGHTS_DIR, f"{name}.pth")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"the shipped weights {path} are missing: this install of detr_explained is incomplete. "
+            "Reinstall it (pip install --force-reinstall ...) or, in a clone, restore the file with "
+            "'git checkout -- detr_explained/weights'")
+    return path
+
+
+def training_record(name: str) -> dict:
+    """How the shipped weights of ``name`` were made: the command, the seed, the measured training
+    time and the PQ table, as saved next to them (``book/07_train_it_yourself.ipynb``)."""
+    path = os.path.join(os.path.dirname(shipped_checkpoint(name)), f"{name}.json")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read or does not fit the model.
 
@@ -57,8 +86,9 @@ def build_model(name: str = "detr-r50-panoptic", pretrained: bool = False,
     """A DETR panoptic model by name, in eval mode (``book/01_backbone.ipynb``).
 
     name:        one of ``detr_explained.CONFIGS``: "detr-r50-panoptic", "detr-r50-dc5-panoptic",
-                 "detr-r101-panoptic", "detr-tiny".
-    pretrained:  download the official checkpoint (hash-checked, cached by torch.hub).
+                 "detr-r101-panoptic", "detr-tiny", "detr-tiny-synthetic".
+    pretrained:  the official checkpoint, downloaded (hash-checked, cached by torch.hub); for
+                 "detr-tiny-synthetic" the weights this project trained, shipped in the package.
     checkpoint:  a local checkpoint file instead (e.g. one downloaded elsewhere).
     overrides:   config fields to change, e.g. ``num_classes=7`` (see DETRConfig).
 
@@ -66,7 +96,9 @@ def build_model(name: str = "detr-r50-panoptic", pretrained: bool = False,
     """
     config = get_config(name, **overrides)
     model = DETRPanoptic(config)
-    if pretrained and checkpoint is None:
+    if pretrained and checkpoint is None and name in SHIPPED:
+        load_checkpoint(model, shipped_checkpoint(name))
+    elif pretrained and checkpoint is None:
         state_dict = download_checkpoint(name)
         load_checkpoint(model, state_dict, source=CHECKPOINTS[name].url)
     elif checkpoint is not None:
@@ -81,8 +113,8 @@ def download_checkpoint(name: str, model_dir: Optional[str] = None) -> dict:
     """
     if name not in CHECKPOINTS:
         raise ValueError(
-            f"no official checkpoint for {name!r}; official ones: {sorted(CHECKPOINTS)}. "
-            "For your own weights pass checkpoint=PATH"
+            f"no official checkpoint for {name!r}; official ones: {sorted(CHECKPOINTS)}, shipped "
+            f"with the package: {list(SHIPPED)}. For your own weights pass checkpoint=PATH"
         )
     entry = CHECKPOINTS[name]
     cache = model_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
@@ -199,7 +231,8 @@ def compare_state_dict(expected: dict, given: dict, limit: int = 10) -> str:
 
 
 def _describe(config: DETRConfig) -> str:
-    return (f"{config.backbone}{' DC5' if config.dilation else ''}, d={config.hidden_dim}, "
+    res5 = f" (Res5 {config.res5_channels} channels)" if config.res5_channels else ""
+    return (f"{config.backbone}{res5}{' DC5' if config.dilation else ''}, d={config.hidden_dim}, "
             f"N={config.num_queries}, C={config.num_classes}")
 
 

@@ -30,10 +30,13 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from .coco_panoptic import PanopticPaths, default_paths, id2rgb, VOID_ID, ID_BASE
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 # Category ids follow COCO's convention of being arbitrary integers, used directly as class
 # indices by DETR: with ids 1..6 the model needs num_classes = 7 (id 0 unused).
@@ -51,6 +54,17 @@ CATEGORIES = THING_CATEGORIES + STUFF_CATEGORIES
 CIRCLE, RECTANGLE, TRIANGLE = 1, 2, 3
 SKY, GROUND, WATER = 4, 5, 6
 NUM_CLASSES = max(c["id"] for c in CATEGORIES) + 1
+CATEGORY_NAMES = {c["id"]: c["name"] for c in CATEGORIES}
+THING_IDS = frozenset(c["id"] for c in THING_CATEGORIES)
+
+# The book's scenes: the shipped model was trained on seed 0 at 128 x 128 pixels; seed 1 is the
+# held-out set it is evaluated on and the chapters draw from (see held_out_scene).
+TRAIN_SEED = 0
+HELD_OUT_SEED = 1
+BOOK_SIDE = 128
+# The held-out scene chapters 2 to 5 draw the trained model on: all three stuff classes, two
+# rectangles, two circles (one partly hidden) and a triangle.
+BOOK_SCENE = 2
 
 # Image sides are drawn in [MIN_SIDE, MAX_SIDE]: sizes differ, so batches need padding, as in COCO.
 MIN_SIDE = 128
@@ -91,6 +105,18 @@ class Scene:
     image: np.ndarray
     ids: np.ndarray
     segments: list[dict]
+
+    def tensor(self) -> torch.Tensor:
+        """The image as a model input: (3, H, W) float, ImageNet-normalised, like the loader's
+        images (which have been through JPEG, so they differ from this by a little noise)."""
+        return TF.normalize(TF.to_tensor(self.image), IMAGENET_MEAN, IMAGENET_STD)  # (3, H, W)
+
+    def segments_info(self) -> list[dict]:
+        """The ground truth as ``segments_info``: id, category_id, isthing and area per segment,
+        what ``figures.show_panoptic`` and ``pq`` read."""
+        return [{"id": s["id"], "category_id": s["category_id"],
+                 "isthing": int(s["category_id"] in THING_IDS), "area": int((self.ids == s["id"]).sum())}
+                for s in self.segments]
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
@@ -258,6 +284,19 @@ def make_scene(seed: int, index: int = 0, size: Optional[tuple[int, int]] = None
         segments.append({"id": seg_id, "category_id": category, "drawn_area": int(mask.sum())})
     image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     return Scene(image=image, ids=ids, segments=segments)
+
+
+def held_out_scene(index: int = 0) -> Scene:
+    """Held-out scene ``index``: never trained on, the same as image ``index + 1`` of the dataset
+    ``python -m detr_explained.synthetic DIR --seed 1 --min-side 128 --max-side 128`` writes
+    (``book/07_train_it_yourself.ipynb``; chapters 2 to 5 draw the trained model on one)."""
+    return make_scene(HELD_OUT_SEED, index, min_side=BOOK_SIDE, max_side=BOOK_SIDE)
+
+
+def is_thing(category_id: int) -> bool:
+    """Whether a synthetic category is a thing (circle, rectangle, triangle) rather than stuff;
+    the ``is_thing`` for ``merge_panoptic`` and ``segment`` (``book/07_train_it_yourself.ipynb``)."""
+    return int(category_id) in THING_IDS
 
 
 def segment_annotation(ids: np.ndarray, segment: dict, iscrowd: int = 0) -> dict:

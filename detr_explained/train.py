@@ -18,6 +18,7 @@ Command line::
         [--config detr-tiny-synthetic] [--epochs E | --steps S] [--batch-size 8] [--lr 1e-4]
         [--lr-backbone LR] [--weight-decay 1e-4] [--clip 0.1] [--lr-drop STEP]
         [--eval-every K] [--seed 0] [--resume] [--overwrite] [--num-workers 0]
+        [--progress bar|lines]
 
     torchrun --nproc_per_node=2 -m detr_explained.train ...      (the same, in 2 processes)
 
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="class score above which a query is kept in evaluation (default %(default)s)")
     run.add_argument("--model-dtype", choices=("float16", "float32"), default="float16",
                      help="dtype of the weights in model.pth (checkpoint.pth is always float32)")
+    run.add_argument("--progress", choices=("bar", "lines"), default="bar",
+                     help="a tqdm progress bar, or a plain line every 10 s (for notebooks and logs)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pth")
     run.add_argument("--overwrite", action="store_true",
@@ -385,16 +388,17 @@ def _gather_rng_states(dist_info: Distributed) -> list[torch.Tensor]:
 
 
 class Progress:
-    """A progress bar: tqdm when installed, else a line printed every few seconds; silent on
-    processes other than 0 (``book/07_train_it_yourself.ipynb``)."""
+    """A progress bar: tqdm when installed and ``bar`` is true (``--progress bar``), else a line
+    printed every few seconds (``--progress lines``); silent on processes other than 0
+    (``book/07_train_it_yourself.ipynb``)."""
 
     PRINT_SECONDS = 10.0
 
-    def __init__(self, total: int, initial: int, enabled: bool):
+    def __init__(self, total: int, initial: int, enabled: bool, bar: bool = True):
         self.total, self.step, self.enabled = total, initial, enabled
         self.start, self.last_print = time.time(), 0.0
         self.bar = None
-        if enabled:
+        if enabled and bar:
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -520,14 +524,14 @@ def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
               f"{len(train_set)} images, {dist_info.world_size} process(es) x batch {args.batch_size}, "
               f"{batches_per_epoch} steps per epoch, steps {step} -> {total_steps}; "
               f"lr {args.lr}, backbone lr {lr_backbone}", flush=True)
-    progress = Progress(total_steps, step, dist_info.is_main)
+    progress = Progress(total_steps, step, dist_info.is_main, bar=args.progress == "bar")
     last_eval: tuple[dict, Optional[PQResult]] = ({}, None)
     stop = step >= total_steps
     while not stop:
         epoch = step // batches_per_epoch
         loader = epoch_loader(train_set, dist_info, args, epoch, skip_batches=step % batches_per_epoch)
+        start = time.time()  # the training clock counts loading the batch too
         for images, targets in loader:
-            start = time.time()
             lr = set_learning_rate(optimizer, step, args.lr_drop)
             images, targets = _to_device(images, targets, dist_info.device)
             losses = train_step(ddp_model, criterion, optimizer, images, targets, args.clip)
@@ -546,6 +550,7 @@ def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
                 last_eval = run_evaluation()
             if save_every and step % save_every == 0:
                 save()
+            start = time.time()  # evaluation and saving are not training time
     progress.close()
     save()
     record, result = run_evaluation()

@@ -73,3 +73,28 @@ def test_feature_size_matches_the_resnet(r50):
     for level, stride in zip(LEVELS, (4, 8, 16, 32)):
         assert features[level].shape[-2:] == (feature_size(97, stride), feature_size(131, stride))
     assert feature_size(1066, 32) == 34
+
+
+def test_narrow_layer4_is_torchvisions_block_with_fewer_channels():
+    backbone = ResNetBackbone("resnet10", frozen_batchnorm=False, res5_channels=256)
+    block = backbone.body.layer4[0]
+    assert type(block) is type(backbone.body.layer3[0])  # torchvision's BasicBlock
+    assert backbone.channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 256}
+    features = backbone(random_image(128, 96)[None])
+    assert features["res5"].shape == (1, 256, 4, 3)
+    assert sum(p.numel() for p in backbone.body.layer4.parameters()) < 1_300_000  # 3.7 M at 512
+    # ResNet-50's layer4 narrowed keeps its three Bottlenecks, with expansion 4
+    r50 = ResNetBackbone("resnet50", res5_channels=1024)
+    assert len(r50.body.layer4) == 3 and r50.channels["res5"] == 1024
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ResNetBackbone("resnet50", res5_channels=1022)
+
+
+def test_synthetic_preset_has_res5_at_stride_16():
+    """detr-tiny-synthetic: ResNet-10, layer4 of 256 channels, DC5 (a single block, so stride 1)."""
+    backbone = ResNetBackbone("resnet10", dilation=True, frozen_batchnorm=False, res5_channels=256)
+    features = backbone(random_image(128, 128)[None])
+    assert [features[level].shape[-1] for level in LEVELS] == [32, 16, 8, 8]
+    assert backbone.strides["res5"] == 16
+    assert backbone.body.layer4[0].conv1.stride == (1, 1)
+    assert backbone.body.layer4[0].conv1.dilation == (1, 1)
