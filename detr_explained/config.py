@@ -85,11 +85,8 @@ CONFIGS: dict[str, DETRConfig] = {
     # - resnet10 with res5_channels=256: ResNet-18's stages with one block each, and a layer4 of
     #   256 channels instead of 512 (1.2 M parameters instead of 3.7 M): 3.7 M in all, 7.5 MB in
     #   float16, small enough to keep in the repository.
-    # - dilation=True (DC5): the scenes are 128 pixels, and stride 32 would leave a 4 x 4 Res5 grid,
-    #   coarse for shapes a tenth of the image wide; stride 16 gives 8 x 8. layer4 has a single
-    #   block, whose first convolution torchvision never dilates, so this simply keeps stride 1.
     "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False,
-                                                res5_channels=256, dilation=True),
+                                                res5_channels=256),
 }
 
 

@@ -50,6 +50,8 @@ def main(argv=None) -> None:
     table = format_pq_table(result, val_set.categories)
     print(table)
 
+    with open(os.path.join(args.run_dir, "log.jsonl"), encoding="utf-8") as handle:
+        evaluations = [r for r in map(json.loads, handle) if "pq_all" in r]
     record = {
         "name": NAME,
         "weights_file": f"detr_explained/weights/{NAME}.pth",
@@ -62,11 +64,14 @@ def main(argv=None) -> None:
         "train_minutes": round(checkpoint["train_seconds"] / 60, 2),
         "wall_minutes": round(args.wall_minutes, 2),
         "machine": args.machine,
-        "evaluation": f"python -m detr_explained.evaluate --data {args.val_data} --checkpoint {target}",
+        "evaluation": f"python -m detr_explained.evaluate --data {args.val_data} --checkpoint detr_explained/weights/{NAME}.pth",
         "eval_images": len(val_set),
         "pq": {group: {k: float(v) for k, v in values.items()} for group, values in result.summary.items()},
         "pq_per_category": {str(c): {k: float(v) for k, v in values.items()}
                             for c, values in result.per_class.items()},
+        # the periodic evaluations of the run (on its --val-size held-out images)
+        "pq_during_training": [{k: r[k] for k in ("step", "train_seconds", "pq_all", "pq_things", "pq_stuff")}
+                               for r in evaluations],
     }
     with open(os.path.join(WEIGHTS_DIR, f"{NAME}.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)

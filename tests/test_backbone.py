@@ -90,11 +90,21 @@ def test_narrow_layer4_is_torchvisions_block_with_fewer_channels():
         ResNetBackbone("resnet50", res5_channels=1022)
 
 
-def test_synthetic_preset_has_res5_at_stride_16():
-    """detr-tiny-synthetic: ResNet-10, layer4 of 256 channels, DC5 (a single block, so stride 1)."""
+def test_narrow_resnet10_dc5_has_res5_at_stride_16():
+    """DC5 on ResNet-10: layer4's single block is never dilated by torchvision, so it keeps stride 1."""
     backbone = ResNetBackbone("resnet10", dilation=True, frozen_batchnorm=False, res5_channels=256)
     features = backbone(random_image(128, 128)[None])
     assert [features[level].shape[-1] for level in LEVELS] == [32, 16, 8, 8]
     assert backbone.strides["res5"] == 16
     assert backbone.body.layer4[0].conv1.stride == (1, 1)
     assert backbone.body.layer4[0].conv1.dilation == (1, 1)
+
+
+def test_synthetic_preset_backbone():
+    """detr-tiny-synthetic: ResNet-10 with a 256-channel layer4 at stride 32, ordinary BatchNorm."""
+    config = de.get_config("detr-tiny-synthetic")
+    backbone = ResNetBackbone(config.backbone, config.dilation, config.frozen_batchnorm, config.res5_channels)
+    features = backbone(random_image(128, 128)[None])
+    assert [tuple(features[level].shape[1:]) for level in LEVELS] == [
+        (64, 32, 32), (128, 16, 16), (256, 8, 8), (256, 4, 4)]
+    assert isinstance(backbone.body.layer4[0].bn1, torch.nn.BatchNorm2d)
