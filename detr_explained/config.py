@@ -83,7 +83,7 @@ CONFIGS: dict[str, DETRConfig] = {
     #   identity statistics would leave a random ResNet unnormalised, so the backbone uses
     #   ordinary, trained BatchNorm2d.
     # - resnet10 with res5_channels=256: ResNet-18's stages with one block each, and a layer4 of
-    #   256 channels instead of 512 (1.2 M parameters instead of 3.7 M): 3.7 M in all, 7.5 MB in
+    #   256 channels instead of 512 (1.3 M parameters instead of 3.7 M): 3.8 M in all, 7.7 MB in
     #   float16, small enough to keep in the repository.
     "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False,
                                                 res5_channels=256),
