@@ -89,7 +89,7 @@ def test_checkpoint_resume_and_shipped_model(data_dir, tmp_path):
     assert shipped["mask_head.out_lay.weight"].dtype == torch.float16
     model = load_trained_model(tmp_path / "split" / "model.pth")
     assert torch.allclose(model.state_dict()["detr.query_embed.weight"],
-                          whole["model"]["detr.query_embed.weight"], atol=1e-3)
+                          whole["model"]["detr.query_embed.weight"], rtol=1e-3, atol=1e-4)  # float16
     assert (tmp_path / "split" / "log.jsonl").read_text().count('"step": 3') == 1
 
 
