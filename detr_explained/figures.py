@@ -216,6 +216,40 @@ def show_image(image, ax=None, title: Optional[str] = None, normalized: Optional
     return ax
 
 
+def show_cells_over_image(image, cell_map, ax=None, title: Optional[str] = None, outline=None,
+                          vmax: Optional[float] = None, color=(0.9, 0.0, 0.0),
+                          outline_color: str = "#0050ff"):
+    """A coarse map (attention over the h x w cells of a feature map) over the image it was
+    computed from (``book/02_transformer.ipynb``, ``book/03_attention_maps.ipynb``).
+
+    The image is drawn in grey; each cell of ``cell_map`` (h, w) covers its block of H/h x W/w
+    pixels, in ``color``, more opaque where the value is higher (opaque at ``vmax``, default the
+    map's maximum). ``outline``, an (H, W) boolean mask such as one ground-truth segment, is
+    drawn as a line. Returns the axes.
+    """
+    grey = 0.35 + 0.5 * image_array(image).mean(-1)  # (H, W): light grey, so the map stands out
+    height, width = grey.shape
+    if ax is None:
+        _, axes = new_figure(figsize=(3.2, 3.2 * height / width))
+        ax = axes[0, 0]
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+    weights = _to_numpy(cell_map).astype(float)                        # (h, w)
+    top = float(weights.max()) if vmax is None else float(vmax)
+    weights = np.clip(weights / top, 0, 1) if top > 0 else np.zeros_like(weights)
+    rgba = np.zeros(weights.shape + (4,))
+    rgba[..., :3] = color
+    rgba[..., 3] = 0.9 * weights
+    # pixel centres are at integers, so the image spans -0.5 .. W - 0.5
+    ax.imshow(rgba, interpolation="nearest", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    if outline is not None:
+        ax.contour(_to_numpy(outline).astype(float), levels=[0.5], colors=outline_color,
+                   linewidths=1.3)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
 def show_maps(maps, titles: Optional[Sequence[str]] = None, ncols: int = 4, cmap: str = "viridis",
               suptitle: Optional[str] = None, size: float = 2.6, colorbar: bool = False):
     """A grid of 2-D maps: feature channels, attention maps, mask logits (``book/01_backbone.ipynb``,

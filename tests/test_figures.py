@@ -137,3 +137,19 @@ def test_shape_table_strides_are_powers_of_two():
     """The ResNet rounds sizes up: 375 pixels give 12 cells at stride 32 (375 / 12 = 31.25)."""
     table = figures.shape_table({"res5": (1, 2048, 12, 11), "res2": (1, 256, 94, 88)}, input_size=(375, 350))
     assert [row[2] for row in table.rows] == ["/32", "/4"]
+
+
+def test_show_cells_over_image_stretches_cells_over_pixels():
+    image = np.full((64, 96, 3), 200, dtype=np.uint8)
+    cells = torch.zeros(2, 3)
+    cells[1, 2] = 1.0                                  # the bottom-right cell only
+    outline = np.zeros((64, 96), dtype=bool)
+    outline[40:60, 70:90] = True
+    ax = figures.show_cells_over_image(image, cells, outline=outline, title="one cell")
+    grey, overlay = ax.images
+    assert grey.get_array().shape == (64, 96)
+    assert overlay.get_extent() == [-0.5, 95.5, 63.5, -0.5]   # 2 x 3 cells over 64 x 96 pixels
+    alpha = overlay.get_array()[..., 3]
+    assert alpha[1, 2] == pytest.approx(0.9) and alpha.sum() == pytest.approx(0.9)
+    assert ax.get_title() == "one cell" and len(ax.collections) >= 1  # the outline
+    plt.close("all")
