@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence, Union
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .coco_panoptic import ID_BASE, VOID_ID, rgb2id
@@ -105,6 +106,21 @@ def _segments_by_id(ids: np.ndarray, segments: Sequence[dict], categories: dict,
     if unknown:
         raise ValueError(f"{where}: id(s) {unknown} are in the id map but not in segments_info")
     return by_id
+
+
+def mask_iou(masks, other) -> torch.Tensor:
+    """Intersection over union of every mask in ``masks`` (K, H, W) with every mask in ``other``
+    (S, H, W), boolean tensors or arrays: a (K, S) float tensor; two empty masks give 0. The IoU
+    that PQ thresholds at 0.5, for pairing predictions with ground truth by hand
+    (``book/03_attention_maps.ipynb``, ``book/04_mask_head.ipynb``, ``book/05_argmax_merge.ipynb``).
+    """
+    a = torch.as_tensor(masks).bool().flatten(1).float()      # (K, H*W)
+    b = torch.as_tensor(other).bool().flatten(1).float()      # (S, H*W)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"masks of {a.shape[1]} and {b.shape[1]} pixels: both need the same (H, W)")
+    inter = a @ b.T                                            # (K, S) pixel counts, exact in float32
+    union = a.sum(1)[:, None] + b.sum(1)[None] - inter        # (K, S)
+    return inter / union.clamp(min=1)
 
 
 def pq_stats_single(gt_ids: np.ndarray, gt_segments: Sequence[dict], pred_ids: np.ndarray,

@@ -111,6 +111,11 @@ class Scene:
         images (which have been through JPEG, so they differ from this by a little noise)."""
         return TF.normalize(TF.to_tensor(self.image), IMAGENET_MEAN, IMAGENET_STD)  # (3, H, W)
 
+    def masks(self) -> torch.Tensor:
+        """One boolean (H, W) mask per segment, in the order of ``segments``: (S, H, W)."""
+        ids = torch.tensor([s["id"] for s in self.segments])                     # (S,)
+        return torch.from_numpy(self.ids)[None] == ids[:, None, None]             # (S, H, W)
+
     def segments_info(self) -> list[dict]:
         """The ground truth as ``segments_info``: id, category_id, isthing and area per segment,
         what ``figures.show_panoptic`` and ``pq`` read."""

@@ -191,3 +191,17 @@ def test_files_and_table(tmp_path, capsys):
     assert lines[3].startswith("Things") and lines[4].startswith("Stuff")
     assert "circle" in out and "sky" in out
     assert format_pq_table(result).count("\n") == 4, "without categories: the summary only"
+
+
+def test_mask_iou_matrix():
+    from detr_explained.pq import mask_iou
+    a = np.zeros((2, 4, 4), dtype=bool)
+    a[0, :2] = True                          # top half, 8 pixels
+    b = np.zeros((3, 4, 4), dtype=bool)
+    b[0, :1] = True                          # top row, 4 pixels: IoU 4/8 with a[0]
+    b[1, 2:] = True                          # bottom half: disjoint from a[0]
+    iou = mask_iou(a, b)                     # a[1] and b[2] are empty
+    assert iou.shape == (2, 3)
+    assert iou.tolist() == [[0.5, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    with pytest.raises(ValueError, match="same"):
+        mask_iou(a, np.zeros((1, 3, 3), dtype=bool))

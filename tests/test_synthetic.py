@@ -147,3 +147,11 @@ def test_cli_runs_as_module(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "panoptic.json").is_file()
+
+
+def test_scene_masks_follow_its_segments():
+    scene = synthetic.held_out_scene(0)
+    masks = scene.masks()
+    assert masks.shape == (len(scene.segments),) + scene.ids.shape
+    assert masks.sum(0).eq(1).all()          # every pixel in exactly one segment
+    assert [int(m.sum()) for m in masks] == [s["area"] for s in scene.segments_info()]
