@@ -94,7 +94,9 @@ class SetCriterion(nn.Module):
 
     ``criterion(outputs, targets)`` with ``outputs["pred_logits"]`` (B, N, C+1),
     ``outputs["pred_boxes"]`` (B, N, 4), optional ``outputs["pred_masks"]`` (B, N, H/4, W/4) and
-    ``outputs["aux_outputs"]`` (a list of dicts with pred_logits and pred_boxes), and targets as
+    ``outputs["aux_outputs"]`` (a list of dicts with pred_logits and pred_boxes), or instead of
+    pred_masks the ``selected`` pairs and ``selected_masks`` (K, H/4, W/4) of a model called with
+    ``select=criterion.match_for(targets)``, and targets as
     returned by ``coco_panoptic.CocoPanoptic``, returns ``{"loss_ce", "loss_bbox", "loss_giou",
     ["loss_mask", "loss_dice"], "loss_ce_0", "loss_bbox_0", ..., "loss"}``: the unweighted
     losses (``_i`` for auxiliary decoder layer i) and ``"loss"``, their weighted sum.
@@ -152,8 +154,11 @@ class SetCriterion(nn.Module):
     def loss_masks(self, outputs: dict, targets: list[dict], indices,
                    num_boxes: float) -> dict[str, torch.Tensor]:
         """Focal and DICE losses of each matched query's mask, at the padded batch size."""
-        batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
-        pred_masks = outputs["pred_masks"][batch_idx, query_idx]                 # (M, H/4, W/4)
+        if "selected_masks" in outputs:   # the model computed the matched queries' masks only
+            pred_masks = outputs["selected_masks"]                                # (M, H/4, W/4)
+        else:
+            batch_idx, query_idx = self._matched_queries(indices)                 # (M,), (M,)
+            pred_masks = outputs["pred_masks"][batch_idx, query_idx]             # (M, H/4, W/4)
         height = max(t["masks"].shape[-2] for t in targets)
         width = max(t["masks"].shape[-1] for t in targets)
         # Each image's masks, zero-padded at the bottom and right like the images of the batch.
@@ -168,15 +173,24 @@ class SetCriterion(nn.Module):
         return {"loss_mask": focal_loss(pred_flat, target_flat, num_boxes),
                 "loss_dice": dice_loss(pred_flat, target_flat, num_boxes)}
 
+    def match_for(self, targets: list[dict]):
+        """The function to pass as ``DETRPanoptic.forward``'s ``select``: it matches the model's
+        final predictions to ``targets``, so that the model computes masks for the matched queries
+        only (the masks of the others get no loss). ``model(images, select=criterion.match_for(targets))``
+        then ``criterion(outputs, targets)`` gives the same losses as the full forward."""
+        return lambda outputs: self.matcher(outputs, targets)
+
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         # The normaliser: ground-truth boxes in the batch (at least 1, for an all-empty batch).
         num_boxes = float(max(sum(len(t["labels"]) for t in targets), 1))
 
-        indices = self.matcher(outputs, targets)
+        # A model called with select=criterion.match_for(targets) has matched already, and
+        # computed masks for those pairs only ("selected", "selected_masks").
+        indices = outputs["selected"] if "selected" in outputs else self.matcher(outputs, targets)
         self.last_indices = indices
         losses = {**self.loss_labels(outputs, targets, indices),
                   **self.loss_boxes(outputs, targets, indices, num_boxes)}
-        if "pred_masks" in outputs:
+        if "pred_masks" in outputs or "selected_masks" in outputs:
             losses.update(self.loss_masks(outputs, targets, indices, num_boxes))
 
         for i, aux in enumerate(outputs.get("aux_outputs", [])):

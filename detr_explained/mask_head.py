@@ -41,11 +41,8 @@ def _add_skip(x: torch.Tensor, skip: torch.Tensor, image_index: Optional[torch.T
         batch = skip.shape[0]
         up = up.view(batch, -1, *up.shape[1:]) + skip[:, None]        # (B, N, C, 2h, 2w) by broadcasting
         return up.flatten(0, 1)                                       # (B*N, C, 2h, 2w)
-    # queries come grouped by image: add each image's skip to its slice, without copying it K times
-    counts = torch.bincount(image_index, minlength=skip.shape[0]).tolist()
-    for b, part in enumerate(up.split(counts)):
-        part.add_(skip[b])                                            # (K_b, C, 2h, 2w)
-    return up
+    # queries of any images: each gets its own image's skip
+    return up + skip[image_index]                                     # (K, C, 2h, 2w)
 
 
 class MaskHead(nn.Module):
@@ -104,9 +101,10 @@ class MaskHead(nn.Module):
                          fpns: Sequence[torch.Tensor], image_index: torch.Tensor) -> torch.Tensor:
         """The same mask logits for only some queries, computed with less work.
 
-        bbox_mask (K, M, h, w) holds the attention maps of K chosen queries; image_index (K,),
-        sorted, says which image each belongs to. Returns (K, 1, H/4, W/4). For inference only
-        (it adds the skips in place).
+        bbox_mask (K, M, h, w) holds the attention maps of K chosen queries; image_index (K,)
+        says which image each belongs to. Returns (K, 1, H/4, W/4). Used by inference
+        (the kept queries) and by training (the matched queries, ``DETRPanoptic.forward``'s
+        ``select``); gradients flow through it as through ``forward``.
 
         Why the answer is unchanged: every query is an independent sample of the head (its
         convolutions and GroupNorm never mix samples), so dropping queries does not change the

@@ -66,6 +66,55 @@ def test_loss_is_finite_and_falls_on_one_batch(data_dir):
     assert losses[-1] < 0.95 * losses[0], losses  # about 0.89 after 6 steps
 
 
+def test_random_hflip_mirrors_image_masks_and_boxes_together(data_dir):
+    """A mirrored sample is still a correct sample: its boxes are the boxes of its mirrored masks."""
+    from torchvision.ops import box_convert, masks_to_boxes
+    images, targets = collate([open_dataset(data_dir)[i] for i in range(2)])
+    flipped_images, flipped = train.random_hflip(images, targets, probability=1.0)
+    for image, target, new_image, new in zip(images, targets, flipped_images, flipped):
+        assert torch.equal(new_image, image.flip(-1))
+        assert torch.equal(new["masks"], target["masks"].flip(-1))
+        height, width = new["masks"].shape[-2:]
+        boxes = masks_to_boxes(new["masks"])
+        boxes[:, 2:] += 1
+        expected = box_convert(boxes, "xyxy", "cxcywh") / torch.tensor([width, height, width, height])
+        torch.testing.assert_close(new["boxes"], expected)
+        assert not torch.equal(new["boxes"], target["boxes"])
+        assert torch.equal(new["labels"], target["labels"])
+    # the originals are untouched, and probability 0 changes nothing
+    assert train.random_hflip(images, targets, probability=0.0) == (images, targets)
+    torch.testing.assert_close(collate([open_dataset(data_dir)[0]])[1][0]["boxes"], targets[0]["boxes"])
+
+
+def test_masks_of_matched_queries_only_give_the_same_losses_and_gradients(data_dir):
+    """Training computes masks only for the matched queries (``select``): the losses and every
+    gradient must equal those of the full forward, which computes all N masks."""
+    torch.manual_seed(0)
+    model = de.build_model("detr-tiny-synthetic", dropout=0.0).train()  # no random draws
+    model.detr.aux_loss = True
+    criterion = SetCriterion(NUM_CLASSES)
+    images, targets = collate([open_dataset(data_dir)[i] for i in range(3)])
+
+    def losses_and_grads(**kwargs):
+        model.zero_grad()
+        outputs = model(images, **kwargs)
+        losses = criterion(outputs, targets)
+        losses["loss"].backward()
+        return outputs, losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full_out, full, full_grads = losses_and_grads()
+    fast_out, fast, fast_grads = losses_and_grads(select=criterion.match_for(targets))
+    assert "pred_masks" in full_out and "pred_masks" not in fast_out
+    matched = sum(len(t["labels"]) for t in targets)
+    assert fast_out["selected_masks"].shape == (matched, *full_out["pred_masks"].shape[-2:])
+    assert set(full) == set(fast)
+    for name in full:
+        torch.testing.assert_close(fast[name], full[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert set(full_grads) == set(fast_grads) == {n for n, p in model.named_parameters() if p.requires_grad}
+    for name in full_grads:
+        torch.testing.assert_close(fast_grads[name], full_grads[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
 def test_checkpoint_resume_and_shipped_model(data_dir, tmp_path):
     # 1 step, then 2 more resumed (from the middle of an epoch: 8 images / batch 4 = 2 steps),
     # equal 3 steps in one go: the same weights and optimiser state.
