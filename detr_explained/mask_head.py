@@ -35,14 +35,16 @@ def _conv_gn_relu(x, conv: nn.Conv2d, norm: nn.GroupNorm):
 
 def _add_skip(x: torch.Tensor, skip: torch.Tensor, image_index: Optional[torch.Tensor]) -> torch.Tensor:
     """Upsample ``x`` (queries of all images) to the skip's size and add the skip of each
-    query's image. x: (K, C, h, w); skip: (B, C, 2h, 2w); returns (K, C, 2h, 2w)."""
-    up = F.interpolate(x, size=skip.shape[-2:], mode="nearest")      # (K, C, 2h, 2w)
+    query's image. x: (K, C, h, w); skip: (B, C, h', w'); returns (K, C, h', w'). The skip is
+    the next stage, so h' x w' is 2h x 2w, except at a DC5 model's first skip (Res4), which is
+    as large as Res5: h' x w' = h x w, and the resize copies."""
+    up = F.interpolate(x, size=skip.shape[-2:], mode="nearest")      # (K, C, h', w')
     if image_index is None:                                           # all N queries of every image
         batch = skip.shape[0]
-        up = up.view(batch, -1, *up.shape[1:]) + skip[:, None]        # (B, N, C, 2h, 2w) by broadcasting
-        return up.flatten(0, 1)                                       # (B*N, C, 2h, 2w)
+        up = up.view(batch, -1, *up.shape[1:]) + skip[:, None]        # (B, N, C, h', w') by broadcasting
+        return up.flatten(0, 1)                                       # (B*N, C, h', w')
     # queries of any images: each gets its own image's skip
-    return up + skip[image_index]                                     # (K, C, 2h, 2w)
+    return up + skip[image_index]                                     # (K, C, h', w')
 
 
 class MaskHead(nn.Module):

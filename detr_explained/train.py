@@ -2,9 +2,12 @@
 
 Explained in ``book/07_train_it_yourself.ipynb``. One training step is the whole method:
 
-    outputs = model(images)                 pred_logits (B, N, C+1), pred_boxes (B, N, 4),
-                                            pred_masks (B, N, H/4, W/4), aux_outputs
-    losses = criterion(outputs, targets)    match (Hungarian), then CE, L1, GIoU, focal, DICE
+    images, targets = random_hflip(...)     half the scenes mirrored left-right (--hflip)
+    outputs = model(images, select=criterion.match_for(targets))
+                                            pred_logits (B, N, C+1), pred_boxes (B, N, 4),
+                                            aux_outputs, the Hungarian matching, and the masks of
+                                            the K matched queries only (K, H/4, W/4)
+    losses = criterion(outputs, targets)    CE, L1, GIoU, focal, DICE on that matching
     losses["loss"].backward()
     clip_grad_norm_(parameters, 0.1)        the official clipping: no single batch jumps far
     optimizer.step()                        AdamW, the backbone with its own learning rate

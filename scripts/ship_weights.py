@@ -3,7 +3,7 @@
     .venv/bin/python scripts/ship_weights.py RUN_DIR --val-data VAL_DIR \
         --command "python -m detr_explained.train ..." \
         --data-command "python -m detr_explained.synthetic ..." [--data-command ...] \
-        --machine "2 CPU cores (...)"
+        --machine "2 CPU cores (...)" --wall-minutes M [--data-minutes D]
 
 Writes detr_explained/weights/detr-tiny-synthetic.pth (RUN_DIR/model.pth, float16), and beside it
 detr-tiny-synthetic.json (the commands, the saved training options, the steps, the measured
@@ -37,6 +37,12 @@ def main(argv=None) -> None:
     parser.add_argument("--machine", required=True, help="where the training time was measured")
     parser.add_argument("--wall-minutes", type=float, required=True,
                         help="the training command's whole run time, start to exit, periodic evaluations included")
+    parser.add_argument("--code-commit", default=None,
+                        help="the git commit of detr_explained that the run used")
+    parser.add_argument("--notes", default=None,
+                        help="a Markdown file appended to README.md (what was learnt making this run)")
+    parser.add_argument("--data-minutes", type=float, default=None,
+                        help="how long the data commands took, measured on the same machine")
     args = parser.parse_args(argv)
 
     checkpoint = torch.load(os.path.join(args.run_dir, "checkpoint.pth"), map_location="cpu", weights_only=False)
@@ -59,10 +65,12 @@ def main(argv=None) -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "data_commands": args.data_command,
         "command": args.command,
+        "code_commit": args.code_commit,
         "options": checkpoint["args"],
         "steps": checkpoint["step"],
         "train_minutes": round(checkpoint["train_seconds"] / 60, 2),
         "wall_minutes": round(args.wall_minutes, 2),
+        "data_minutes": None if args.data_minutes is None else round(args.data_minutes, 1),
         "machine": args.machine,
         "evaluation": f"python -m detr_explained.evaluate --data {args.val_data} --checkpoint detr_explained/weights/{NAME}.pth",
         "eval_images": len(val_set),
@@ -77,6 +85,10 @@ def main(argv=None) -> None:
         json.dump(record, handle, indent=1)
         handle.write("\n")
     commands = "\n".join(args.data_command + [args.command])
+    data_time = ("" if args.data_minutes is None else
+                 f"Writing the data took {args.data_minutes:.1f} minutes more on the same machine.")
+    code = ("" if args.code_commit is None else
+            f" The run used `detr_explained` at commit `{args.code_commit[:12]}`.")
     readme = f"""# Shipped weights: `{NAME}`
 
 `{NAME}.pth` holds the float16 state dict of `build_model("{NAME}")` ({record['parameters']:,}
@@ -92,8 +104,8 @@ of this page; `book/07_train_it_yourself.ipynb` prints it and reproduces the PQ 
 
 {record['steps']} steps. The command ran for **{record['wall_minutes']:.1f} minutes** from start to exit on
 {args.machine}, of which {record['train_minutes']:.1f} minutes were training steps (the rest: the
-periodic PQ evaluations and saving). Generating the data takes about a minute more. To reproduce, run the commands above in an empty
-folder, then `scripts/ship_weights.py` (see its docstring).
+periodic PQ evaluations and saving). {data_time} To reproduce, run the commands above in an empty
+folder, then `scripts/ship_weights.py` (see its docstring).{code}
 
 ## PQ of this file on {len(val_set)} held-out scenes (seed 1, never trained on)
 
@@ -103,6 +115,9 @@ folder, then `scripts/ship_weights.py` (see its docstring).
 
 Reproduce: `{record['evaluation']}`.
 """
+    if args.notes:
+        with open(args.notes, encoding="utf-8") as handle:
+            readme += "\n" + handle.read().strip() + "\n"
     with open(os.path.join(WEIGHTS_DIR, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(readme)
     print(f"wrote {target}, {NAME}.json and README.md in {WEIGHTS_DIR}", file=sys.stderr)

@@ -13,11 +13,13 @@ NAME = "detr-tiny-synthetic"
 # The first scenes of the 200 held-out ones the record's PQ is measured on (seed 1, 128 px; a
 # scene depends on its seed and index only). 40 scenes evaluate in about a second.
 EVAL_SCENES = 40
-# The bar, a margin below what the shipped file reaches on these 40 scenes (PQ 58.1, things 29.4,
-# stuff 86.9; on all 200: 60.6, 32.8, 88.3, see detr_explained/weights/README.md), and above what
-# a broken file or merge gives (two thing classes swapped: 48.9, 10.9; untrained or nothing
-# kept: 0). The issue asked for PQ >= 70 on the 200; this model does not reach it.
-MIN_PQ = {"All": 0.52, "Things": 0.22, "Stuff": 0.80}
+# The bar, a margin below what the shipped file reaches on these 40 scenes (PQ 74.5, things 54.4,
+# stuff 94.7; on all 200: 73.3, 52.5, 94.1, see detr_explained/weights/README.md), and above what
+# a broken file or merge gives (circle and rectangle swapped: 54.6, things 14.5; untrained or
+# nothing kept: 0).
+MIN_PQ = {"All": 0.68, "Things": 0.45, "Stuff": 0.88}
+# The issue's target for the recorded PQ on all 200 held-out scenes.
+TARGET_PQ = 0.70
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_record_beside_the_weights():
     assert "--seed" in record["command"] and "--config detr-tiny-synthetic" in record["command"]
     assert all(c.startswith("python -m detr_explained.synthetic ") for c in record["data_commands"])
     assert record["wall_minutes"] <= 60 and record["steps"] == record["options"]["steps"]
-    assert record["eval_images"] == 200 and record["pq"]["All"]["pq"] >= MIN_PQ["All"]
+    assert record["eval_images"] == 200 and record["pq"]["All"]["pq"] >= TARGET_PQ
     size = os.path.getsize(hub.shipped_checkpoint(NAME)) / 1e6
     assert abs(record["weights_megabytes"] - size) < 0.01
 
@@ -74,7 +76,7 @@ def test_the_bar_fails_when_two_classes_are_swapped(shipped, held_out):
         for param in (broken.detr.class_embed.weight, broken.detr.class_embed.bias):
             param[[1, 2]] = param[[2, 1]].clone()
     scores = pq(evaluate(broken, held_out))
-    assert scores["Things"] < MIN_PQ["Things"], scores
+    assert scores["All"] < MIN_PQ["All"] and scores["Things"] < MIN_PQ["Things"], scores
 
 
 def test_the_bar_fails_when_the_merge_keeps_nothing(shipped, held_out):
