@@ -309,20 +309,57 @@ def segment_colors(n: int) -> np.ndarray:
     return palette[np.arange(n) % len(palette)]
 
 
+def matched_colors(pred_ids, pred_segments: Sequence[Mapping], gt_ids,
+                   gt_segments: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray]:
+    """Colours for a prediction and its ground truth drawn side by side, so that a predicted
+    segment has the colour of the ground-truth segment it matches (``book/07_train_it_yourself.ipynb``).
+
+    A match is PQ's: the same category and IoU above 0.5 (so at most one per segment). The
+    ground truth gets ``segment_colors`` in its order; an unmatched predicted segment gets a colour
+    that no ground-truth segment has. Returns (pred_colors, gt_colors), RGB rows aligned with
+    the two segment lists, for ``show_panoptic(..., colors=...)``.
+    """
+    pred_ids = _to_numpy(pred_ids).astype(np.int64)
+    gt_ids = _to_numpy(gt_ids).astype(np.int64)
+    palette = segment_colors(len(gt_segments) + len(pred_segments))
+    gt_colors = palette[:len(gt_segments)]
+    pred_colors = np.empty((len(pred_segments), 3))
+    spare = iter(palette[len(gt_segments):])
+    for k, seg in enumerate(pred_segments):
+        mask = pred_ids == seg["id"]
+        color = None
+        for g, gt in enumerate(gt_segments):
+            if gt["category_id"] != seg["category_id"]:
+                continue
+            gt_mask = gt_ids == gt["id"]
+            union = (mask | gt_mask).sum()
+            if union and (mask & gt_mask).sum() / union > 0.5:
+                color = gt_colors[g]
+                break
+        pred_colors[k] = next(spare) if color is None else color
+    return pred_colors, gt_colors
+
+
 def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
                   category_names: Optional[Mapping[int, str]] = None, ax=None,
-                  title: Optional[str] = None, alpha: float = 0.55):
+                  title: Optional[str] = None, alpha: float = 0.55, colors=None):
     """A panoptic segmentation, one colour per segment, with a legend (``book/intro.ipynb``,
     ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
 
     ``id_map`` is an (h, w) integer map of segment ids; ``segments_info`` a list of dicts with
     "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black. With
-    ``image`` (same h, w) the colours are blended over it. Returns the axes.
+    ``image`` (same h, w) the colours are blended over it. ``colors``, one RGB row per segment,
+    replaces the default ``segment_colors`` (``matched_colors`` gives a prediction the colours of
+    its ground truth). Returns the axes.
     """
     ids = _to_numpy(id_map).astype(np.int64)
     rgb = np.zeros(ids.shape + (3,))
     rgb[:] = VOID_COLOR
-    colors = segment_colors(len(segments_info))
+    if colors is None:
+        colors = segment_colors(len(segments_info))
+    elif len(colors) != len(segments_info):
+        raise ValueError(f"colors has {len(colors)} rows but there are {len(segments_info)} segments: "
+                         "give one RGB colour per segment of segments_info")
     handles = []
     for color, seg in zip(colors, segments_info):
         rgb[ids == seg["id"]] = color

@@ -119,6 +119,31 @@ def test_show_panoptic_blends_over_an_image():
     np.testing.assert_allclose(ax.images[0].get_array()[0, 0], 0.5 * figures.segment_colors(1)[0])
 
 
+def test_matched_colors_give_a_prediction_its_ground_truths_colours():
+    gt = np.zeros((4, 8), dtype=np.int64)
+    gt[:, :4], gt[:, 4:] = 70, 80  # left: sky (stuff), right: a circle
+    gt_info = [{"id": 70, "category_id": 4}, {"id": 80, "category_id": 1}]
+    pred = np.zeros((4, 8), dtype=np.int64)
+    pred[:, :3], pred[:, 3:], pred[0, 7] = 1, 2, 3
+    pred_info = [{"id": 2, "category_id": 1},   # circle, IoU 4*4 / (4*5) = 0.8 with the circle
+                 {"id": 1, "category_id": 4},   # sky, IoU 12/16 = 0.75
+                 {"id": 3, "category_id": 2}]   # one pixel of a rectangle: no match
+    pred_colors, gt_colors = figures.matched_colors(pred, pred_info, gt, gt_info)
+    np.testing.assert_array_equal(gt_colors, figures.segment_colors(2))
+    np.testing.assert_array_equal(pred_colors[0], gt_colors[1])
+    np.testing.assert_array_equal(pred_colors[1], gt_colors[0])
+    assert not any(np.array_equal(pred_colors[2], c) for c in gt_colors)
+    # another class is no match, however large the overlap: a spare colour
+    pred_info[1]["category_id"] = 5
+    pred_colors, _ = figures.matched_colors(pred, pred_info, gt, gt_info)
+    assert not any(np.array_equal(pred_colors[1], c) for c in gt_colors)
+    info = [{**s, "isthing": s["category_id"] < 4, "area": int((pred == s["id"]).sum())} for s in pred_info]
+    ax = figures.show_panoptic(pred, info, colors=pred_colors)
+    np.testing.assert_allclose(ax.images[0].get_array()[0, 5], pred_colors[0])
+    with pytest.raises(ValueError, match="one RGB colour per segment"):
+        figures.show_panoptic(pred, info, colors=pred_colors[:2])
+
+
 def test_shape_table_text_and_html():
     named = {"res5": torch.zeros(1, 2048, 2, 3), "hs": torch.Size([1, 100, 256]),
              "pred_masks": (1, 100, 16, 24)}
