@@ -617,6 +617,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not 0 <= args.hflip <= 1:
+        parser.exit(2, f"error: --hflip {args.hflip} is not a probability: give a number from 0 "
+                       "(never mirror) to 1 (always mirror)\n")
     problem = check_run_dir(args.out, args.resume, args.overwrite)
     if problem:
         parser.exit(2, f"error: {problem}\n")

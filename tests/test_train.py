@@ -157,6 +157,14 @@ def test_never_overwrites_a_run_by_accident(data_dir, tmp_path, capsys):
     assert "no" in train.check_run_dir(str(tmp_path / "new"), resume=True, overwrite=False)
 
 
+def test_hflip_must_be_a_probability(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path, "--steps", 1, "--hflip", 1.5)
+    assert exit_info.value.code == 2
+    assert "--hflip 1.5 is not a probability" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "log.jsonl")  # refused before anything was written
+
+
 def test_two_processes_with_torchrun(data_dir, tmp_path):
     """torchrun --nproc_per_node=2: gloo on the CPU, each process half of every epoch, one
     checkpoint written by process 0."""
