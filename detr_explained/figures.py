@@ -21,6 +21,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
+from .pq import mask_iou
 from .preprocessing import denormalize
 
 # The figure background: opaque white, never transparent (dark-mode readers, see module doc).
@@ -319,24 +320,20 @@ def matched_colors(pred_ids, pred_segments: Sequence[Mapping], gt_ids,
     that no ground-truth segment has. Returns (pred_colors, gt_colors), RGB rows aligned with
     the two segment lists, for ``show_panoptic(..., colors=...)``.
     """
-    pred_ids = _to_numpy(pred_ids).astype(np.int64)
-    gt_ids = _to_numpy(gt_ids).astype(np.int64)
     palette = segment_colors(len(gt_segments) + len(pred_segments))
     gt_colors = palette[:len(gt_segments)]
-    pred_colors = np.empty((len(pred_segments), 3))
-    spare = iter(palette[len(gt_segments):])
-    for k, seg in enumerate(pred_segments):
-        mask = pred_ids == seg["id"]
-        color = None
-        for g, gt in enumerate(gt_segments):
-            if gt["category_id"] != seg["category_id"]:
-                continue
-            gt_mask = gt_ids == gt["id"]
-            union = (mask | gt_mask).sum()
-            if union and (mask & gt_mask).sum() / union > 0.5:
-                color = gt_colors[g]
-                break
-        pred_colors[k] = next(spare) if color is None else color
+    pred_colors = palette[len(gt_segments):].copy()                          # unmatched: unused colours
+    if not pred_segments or not gt_segments:
+        return pred_colors, gt_colors
+    pred_ids = _to_numpy(pred_ids).astype(np.int64)
+    gt_ids = _to_numpy(gt_ids).astype(np.int64)
+    pred_masks = torch.stack([torch.from_numpy(pred_ids == s["id"]) for s in pred_segments])  # (P, h, w)
+    gt_masks = torch.stack([torch.from_numpy(gt_ids == g["id"]) for g in gt_segments])        # (G, h, w)
+    same_class = torch.tensor([[s["category_id"] == g["category_id"] for g in gt_segments]
+                               for s in pred_segments])                                      # (P, G)
+    match = ((mask_iou(pred_masks, gt_masks) > 0.5) & same_class).numpy()   # (P, G), at most one per row
+    rows, cols = np.nonzero(match)
+    pred_colors[rows] = gt_colors[cols]
     return pred_colors, gt_colors
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
-from .matcher import HungarianMatcher
+from .matcher import HungarianMatcher, matched_queries
 
 # "No object" is far more common than any class (N = 100 queries, a few objects), so its
 # cross-entropy term is weighted by 0.1 to keep the classifier from answering "nothing" always.
@@ -114,13 +114,6 @@ class SetCriterion(nn.Module):
         self.register_buffer("class_weight", class_weight)
         self.last_indices: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    @staticmethod
-    def _matched_queries(indices) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch index, query index) of every matched query, image after image: (M,), (M,)."""
-        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])  # (M,)
-        query_idx = torch.cat([q for q, _ in indices])                                      # (M,)
-        return batch_idx, query_idx
-
     def loss_labels(self, outputs: dict, targets: list[dict], indices) -> dict[str, torch.Tensor]:
         """Cross-entropy over C + 1 classes for every query; unmatched ones are "no object"."""
         logits = outputs["pred_logits"]                                           # (B, N, C+1)
@@ -131,7 +124,7 @@ class SetCriterion(nn.Module):
             )
         target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64,
                                     device=logits.device)                         # (B, N)
-        batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
+        batch_idx, query_idx = matched_queries(indices)                     # (M,), (M,)
         matched_labels = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, indices)])  # (M,)
         target_classes[batch_idx, query_idx] = matched_labels.to(logits.device)
         loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes,        # (B, C+1, N)
@@ -141,7 +134,7 @@ class SetCriterion(nn.Module):
     def loss_boxes(self, outputs: dict, targets: list[dict], indices,
                    num_boxes: float) -> dict[str, torch.Tensor]:
         """L1 and 1 - GIoU between each matched query's box and its segment's box."""
-        batch_idx, query_idx = self._matched_queries(indices)                     # (M,), (M,)
+        batch_idx, query_idx = matched_queries(indices)                     # (M,), (M,)
         pred_boxes = outputs["pred_boxes"][batch_idx, query_idx]                  # (M, 4) cxcywh
         target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, indices)])  # (M, 4)
         target_boxes = target_boxes.to(pred_boxes)                                # (M, 4) cxcywh
@@ -157,7 +150,7 @@ class SetCriterion(nn.Module):
         if "selected_masks" in outputs:   # the model computed the matched queries' masks only
             pred_masks = outputs["selected_masks"]                                # (M, H/4, W/4)
         else:
-            batch_idx, query_idx = self._matched_queries(indices)                 # (M,), (M,)
+            batch_idx, query_idx = matched_queries(indices)                       # (M,), (M,)
             pred_masks = outputs["pred_masks"][batch_idx, query_idx]             # (M, H/4, W/4)
         height = max(t["masks"].shape[-2] for t in targets)
         width = max(t["masks"].shape[-1] for t in targets)

@@ -86,3 +86,13 @@ class HungarianMatcher(nn.Module):
             indices.append((torch.as_tensor(query_idx, dtype=torch.int64),
                             torch.as_tensor(target_idx, dtype=torch.int64)))
         return indices
+
+
+def matched_queries(indices: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image index, query index) of every matched query, image after image: two (M,) tensors
+    from the matcher's per-image ``(query_idx, target_idx)`` pairs (``book/07_train_it_yourself.ipynb``).
+    The losses gather the matched predictions with them, and the model the queries whose masks
+    it computes in training."""
+    image_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])   # (M,)
+    query_idx = torch.cat([q for q, _ in indices])                                       # (M,)
+    return image_idx, query_idx

@@ -140,6 +140,8 @@ def test_matched_colors_give_a_prediction_its_ground_truths_colours():
     info = [{**s, "isthing": s["category_id"] < 4, "area": int((pred == s["id"]).sum())} for s in pred_info]
     ax = figures.show_panoptic(pred, info, colors=pred_colors)
     np.testing.assert_allclose(ax.images[0].get_array()[0, 5], pred_colors[0])
+    no_prediction, gt_colors = figures.matched_colors(np.zeros((4, 8), dtype=np.int64), [], gt, gt_info)
+    assert no_prediction.shape == (0, 3) and len(gt_colors) == 2
     with pytest.raises(ValueError, match="one RGB colour per segment"):
         figures.show_panoptic(pred, info, colors=pred_colors[:2])
 
