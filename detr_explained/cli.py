@@ -1,0 +1,127 @@
+"""What the package's commands share: one clear message and exit status 2 for a user's mistake.
+
+Explained in ``book/07_train_it_yourself.ipynb``. A command (``python -m detr_explained.train``,
+``.evaluate``, ``.synthetic``) checks its options where they enter; anything wrong with what the
+user gave (an option out of range, a dataset or checkpoint that does not fit) ends the command
+with one line, ``error: ...``, that says what was wrong and what to do, and exit status 2, the
+status argparse uses for a bad option. ``--traceback`` shows the Python traceback as well, for
+reporting a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Callable, Optional, Sequence
+
+# The errors that describe bad input (CheckpointError and the dataset checks raise ValueError;
+# a missing file FileNotFoundError; a full disk OSError). Anything else is a bug and keeps its
+# traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError, OSError, KeyError)
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """A command's option or input is wrong; the message says what to pass instead
+    (``book/07_train_it_yourself.ipynb``)."""
+
+
+def add_traceback_option(parser: argparse.ArgumentParser) -> None:
+    """``--traceback``: show the whole traceback of an error, not only its message
+    (``book/07_train_it_yourself.ipynb``)."""
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, also print the Python traceback (for a bug report)")
+
+
+def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], object],
+                argv: Optional[Sequence[str]] = None) -> object:
+    """Parse ``argv`` and run ``body(args)``; a user error becomes ``error: ...`` on stderr and
+    exit status 2 (``book/07_train_it_yourself.ipynb``)."""
+    args = parser.parse_args(argv)
+    try:
+        return body(args)
+    except USER_ERRORS as err:
+        if getattr(args, "traceback", False):
+            raise
+        message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
+            message = f"{err.filename}: {message}"
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n"
+                                "(run again with --traceback to see where it happened)\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# argparse types: a bad number is refused when the options are parsed, with its name and range
+# ----------------------------------------------------------------------------------------------
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (``book/07_train_it_yourself.ipynb``)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number (give 1 or more)")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (``book/07_train_it_yourself.ipynb``)."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative (give 0 or more)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0 (``book/07_train_it_yourself.ipynb``)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number of at least 0 (``book/07_train_it_yourself.ipynb``)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative (give 0 or more)")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (``book/07_train_it_yourself.ipynb``)."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability: give a number from 0 to 1")
+    return value
+
+
+def score_threshold(text: str) -> float:
+    """An argparse type: a class-score threshold, from 0 up to but not including 1 (a softmax
+    probability is never above 1, so 1 or more would keep no query) (``book/05_argmax_merge.ipynb``)."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a score threshold: give a number from 0 up to (not including) 1, e.g. 0.85")
+    return value
+
+
+def _number(text: str, kind: type):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, flushed (``book/07_train_it_yourself.ipynb``)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+__all__ = ["USER_ERRORS", "UsageError", "add_traceback_option", "run_command", "positive_int",
+           "non_negative_int", "positive_float", "non_negative_float", "probability",
+           "score_threshold", "print_error"]
