@@ -23,6 +23,14 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADi
 EXIT_USAGE = 2
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``PROG: error: ...``, and a pointer to
+    ``--help``, instead of the whole usage block (``book/07_train_it_yourself.ipynb``)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
 class UsageError(ValueError):
     """A command's option or input is wrong; the message says what to pass instead
     (``book/07_train_it_yourself.ipynb``)."""
@@ -122,6 +130,6 @@ def print_error(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["USER_ERRORS", "UsageError", "add_traceback_option", "run_command", "positive_int",
+__all__ = ["USER_ERRORS", "CommandParser", "UsageError", "add_traceback_option", "run_command", "positive_int",
            "non_negative_int", "positive_float", "non_negative_float", "probability",
            "score_threshold", "print_error"]

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 from typing import Optional, Sequence
 
 import torch
 from torch.utils.data import Subset
 
+from . import cli
 from .coco_panoptic import VOID_ID, CocoPanoptic, open_dataset
-from .config import DETRConfig
+from .config import CONFIGS, DETRConfig
 from .detr import DETRPanoptic
 from .hub import CheckpointError, build_model, compare_state_dict, load_checkpoint
 from .inference import segment
@@ -65,10 +67,20 @@ def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: in
     Runs on the CPU in eval mode (batch norm uses its running statistics) and leaves the model
     as it found it. ``num_images`` evaluates only the first images, for a quick look.
     """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 <= threshold < 1):
+        raise ValueError(f"threshold must be a class score from 0 up to (not including) 1, e.g. "
+                         f"{KEEP_THRESHOLD}; got {threshold!r}")
+    if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
+        raise ValueError(f"num_images must be a whole number of at least 1 (or None for all), got {num_images!r}")
     if isinstance(dataset, Subset):
         dataset, positions = dataset.dataset, list(dataset.indices)
-    else:
+    elif isinstance(dataset, CocoPanoptic):
         positions = list(range(len(dataset)))
+    else:
+        raise TypeError(f"dataset must be a CocoPanoptic (detr_explained.coco_panoptic.open_dataset) or "
+                        f"a Subset of one, got {type(dataset).__name__}")
     if num_images is not None:
         positions = positions[:num_images]
     if next(model.parameters()).device.type != "cpu":
@@ -90,23 +102,73 @@ def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: in
     return pq_compute(pairs, dataset.categories)
 
 
+def _describe_categories(categories: Sequence[dict]) -> str:
+    return "[" + ", ".join(f"{c['id']}: {c.get('name', '?')}" for c in categories) + "]"
+
+
+def check_categories(saved: Optional[Sequence[dict]], saved_num_classes: Optional[int],
+                     dataset: CocoPanoptic, source: str, what: str = "the checkpoint") -> None:
+    """Refuse a model (or training set) whose classes are not the dataset's
+    (``book/07_train_it_yourself.ipynb``).
+
+    ``saved``: the categories stored with the weights (id, name, isthing; files written by the
+    training command carry them), or None for an older file, which is then compared by its
+    number of classes only. A mismatch raises ValueError naming both class lists: evaluating it
+    would print a PQ that means nothing, and resuming it would train the classes under other names.
+    """
+    theirs = [{"id": int(i), "name": str(c.get("name", i)), "isthing": int(bool(c.get("isthing", 1)))}
+              for i, c in sorted(dataset.categories.items())]
+    where = getattr(dataset, "annotation_file", "the dataset")
+    if saved is not None:
+        mine = [{"id": int(c["id"]), "name": str(c.get("name", c["id"])), "isthing": int(bool(c.get("isthing", 1)))}
+                for c in sorted(saved, key=lambda c: c["id"])]
+        if mine != theirs:
+            raise ValueError(
+                f"{source}: {what} was trained on the categories {_describe_categories(mine)}, but {where} "
+                f"has {_describe_categories(theirs)}. A model can only be evaluated on (or go on training "
+                "on) the classes it was trained on: use the dataset it was made for, or train a new model")
+    elif saved_num_classes is not None and saved_num_classes != dataset.num_classes:
+        raise ValueError(
+            f"{source}: {what} predicts {saved_num_classes} classes (ids 0..{saved_num_classes - 1}), but the "
+            f"categories of {where}, {_describe_categories(theirs)}, need {dataset.num_classes} "
+            f"(largest id + 1). Use the dataset it was made for, or train a new model")
+
+
+def _read_training_file(checkpoint: str | os.PathLike):
+    path = os.fspath(checkpoint)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint file at {path!r}"
+                                + (": that is a folder; give RUN_DIR/model.pth" if os.path.isdir(path) else ""))
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
+                                  f"{str(err)[:200]})") from err
+
+
 def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = None,
-                       num_classes: Optional[int] = None) -> DETRPanoptic:
+                       num_classes: Optional[int] = None,
+                       dataset: Optional[CocoPanoptic] = None) -> DETRPanoptic:
     """A model from a file the training command wrote, ``checkpoint.pth`` or ``model.pth``
     (``book/07_train_it_yourself.ipynb``).
 
     ``checkpoint.pth`` carries its config, which is used unless ``config`` names a preset;
     ``model.pth`` holds only the weights, loaded into ``config`` (default
     ``detr-tiny-synthetic``) with ``num_classes`` if given (the dataset's, from the command).
+    With ``dataset``, the file's classes are checked against the dataset's first
+    (:func:`check_categories`), and ``num_classes`` comes from it.
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            loaded = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no checkpoint file at {os.fspath(checkpoint)!r}") from None
-        except Exception as err:
-            raise CheckpointError(f"{checkpoint} is not a readable PyTorch checkpoint ({err})") from err
+    loaded = _read_training_file(checkpoint)
+    source = os.fspath(checkpoint)
     saved = loaded.get("config") if isinstance(loaded, dict) else None
+    if dataset is not None:
+        state = loaded.get("model") if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict) else loaded
+        class_weight = state.get("detr.class_embed.weight") if isinstance(state, dict) else None
+        saved_classes = class_weight.shape[0] - 1 if isinstance(class_weight, torch.Tensor) else None
+        check_categories(loaded.get("categories") if isinstance(loaded, dict) else None, saved_classes,
+                         dataset, source)
+        num_classes = dataset.num_classes if num_classes is None else num_classes
     if config is None and isinstance(saved, dict):
         # Every field from the file: the preset name only provides the dataclass.
         fields = {k: v for k, v in saved.items() if k in DETRConfig.__dataclass_fields__}
@@ -114,7 +176,7 @@ def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = No
     else:
         overrides = {} if num_classes is None else {"num_classes": num_classes}
         model = build_model(config or DEFAULT_CONFIG, **overrides)
-    return _load_weights(model, loaded, os.fspath(checkpoint)).eval()
+    return _load_weights(model, loaded, source).eval()
 
 
 def _load_weights(model: DETRPanoptic, loaded, source: str) -> DETRPanoptic:
@@ -132,34 +194,43 @@ def _load_weights(model: DETRPanoptic, loaded, source: str) -> DETRPanoptic:
     return load_checkpoint(model, state_dict, source=source)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``python -m detr_explained.evaluate``: print the PQ table of a checkpoint
-    (``book/07_train_it_yourself.ipynb``)."""
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m detr_explained.evaluate`` (``book/07_train_it_yourself.ipynb``)."""
+    parser = cli.CommandParser(
         prog="python -m detr_explained.evaluate",
         description="Panoptic quality (PQ, SQ, RQ for all categories, things and stuff) of a "
                     "trained checkpoint on a COCO panoptic dataset (book/07_train_it_yourself.ipynb).")
     parser.add_argument("--data", required=True,
                         help="dataset folder with images/, panoptic/ and panoptic.json")
     parser.add_argument("--checkpoint", required=True, help="RUN_DIR/model.pth or RUN_DIR/checkpoint.pth")
-    parser.add_argument("--config", default=None,
+    parser.add_argument("--config", default=None, choices=sorted(CONFIGS), metavar="CONFIG",
                         help="model preset (default: the config saved in the checkpoint, else "
-                             f"{DEFAULT_CONFIG} with the dataset's number of classes)")
-    parser.add_argument("--threshold", type=float, default=KEEP_THRESHOLD,
-                        help="keep queries whose class score is above this (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
-    parser.add_argument("--num-images", type=int, default=None, help="evaluate only the first N images")
+                             f"{DEFAULT_CONFIG} with the dataset's number of classes; one of "
+                             f"{', '.join(sorted(CONFIGS))})")
+    parser.add_argument("--threshold", type=cli.score_threshold, default=KEEP_THRESHOLD,
+                        help="keep queries whose class score is above this, from 0 up to 1 (default %(default)s)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=EVAL_BATCH_SIZE)
+    parser.add_argument("--num-images", type=cli.positive_int, default=None, help="evaluate only the first N images")
     parser.add_argument("--per-class", action="store_true", help="also print one row per category")
-    args = parser.parse_args(argv)
-    try:
+    cli.add_traceback_option(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> PQResult:
+    """``python -m detr_explained.evaluate``: print the PQ table of a checkpoint
+    (``book/07_train_it_yourself.ipynb``). A mistake in the options, the dataset or the
+    checkpoint ends it with one ``error:`` line and exit status 2."""
+
+    def body(args: argparse.Namespace) -> PQResult:
         dataset = open_dataset(args.data)
-        model = load_trained_model(args.checkpoint, args.config, num_classes=dataset.num_classes)
-    except (FileNotFoundError, ValueError) as err:  # CheckpointError is a ValueError
-        parser.exit(2, f"error: {err}\n")
-    result = evaluate(model, dataset, args.batch_size, args.threshold, args.num_images)
-    count = len(dataset) if args.num_images is None else min(args.num_images, len(dataset))
-    print(f"{args.checkpoint} on {count} images of {args.data}:")
-    print(format_pq_table(result, dataset.categories if args.per_class else None))
+        model = load_trained_model(args.checkpoint, args.config, dataset=dataset)
+        result = evaluate(model, dataset, args.batch_size, args.threshold, args.num_images)
+        count = len(dataset) if args.num_images is None else min(args.num_images, len(dataset))
+        print(f"{args.checkpoint} on {count} images of {args.data}:")
+        print(format_pq_table(result, dataset.categories if args.per_class else None))
+        return result
+
+    return cli.run_command(build_parser(), body, argv)
 
 
 if __name__ == "__main__":

@@ -82,10 +82,20 @@ class HungarianMatcher(nn.Module):
             cost = match_cost(pred_logits[b].float(), pred_boxes[b].float(),
                               target["labels"], target["boxes"].to(pred_boxes.device).float(),
                               self.cost_class, self.cost_bbox, self.cost_giou)   # (N, K)
+            if not torch.isfinite(cost).all():
+                raise NonFiniteCostError(
+                    f"image {b}: the matching cost has NaN or infinite entries, because the model's "
+                    "class or box predictions are not finite (its weights diverged, e.g. a learning "
+                    "rate too high, or were loaded with NaN values)")
             query_idx, target_idx = linear_sum_assignment(cost.cpu().numpy())    # (K,), (K,)
             indices.append((torch.as_tensor(query_idx, dtype=torch.int64),
                             torch.as_tensor(target_idx, dtype=torch.int64)))
         return indices
+
+
+class NonFiniteCostError(ValueError):
+    """The Hungarian matcher was given predictions that are NaN or infinite
+    (``book/07_train_it_yourself.ipynb``)."""
 
 
 def matched_queries(indices: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
+import signal
 import sys
 import time
 from typing import Optional, Sequence
@@ -61,14 +61,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+from . import cli
 from .coco_panoptic import CocoPanoptic, collate, open_dataset
-from .config import get_config
+from .config import CONFIGS, get_config
 from .detr import DETRPanoptic
-from .evaluate import DEFAULT_CONFIG, evaluate
+from .evaluate import DEFAULT_CONFIG, check_categories, evaluate
 from .hub import build_model
 from .losses import SetCriterion
+from .matcher import NonFiniteCostError
 from .merge import KEEP_THRESHOLD
 from .pq import PQResult, format_pq_table
+from .runs import CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, RUN_FILES, RunFolder, resume_command
+from .threads import ThreadGovernor, parse_threads
 
 # The official optimiser settings (DETR's main.py): AdamW, 1e-4 for the transformer and heads,
 # 1e-5 for a pretrained backbone, weight decay 1e-4, gradients clipped to norm 0.1.
@@ -79,11 +83,12 @@ CLIP_MAX_NORM = 0.1
 # At --lr-drop every learning rate is multiplied by this (the official StepLR: x0.1 at epoch 200).
 LR_DROP_FACTOR = 0.1
 
-# The files of a run directory; --overwrite removes these and nothing else.
-CHECKPOINT_FILE = "checkpoint.pth"
-MODEL_FILE = "model.pth"
-LOG_FILE = "log.jsonl"
-RUN_FILES = (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE)
+# The files of a run directory are CHECKPOINT_FILE, MODEL_FILE and LOG_FILE (detr_explained.runs):
+# --overwrite replaces these and nothing else, and only once the new run has saved its first
+# checkpoint.
+
+# Exit status of a run stopped by Ctrl-C (SIGINT) or SIGTERM after saving: 128 + the signal.
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,8 +146,13 @@ def setup_distributed() -> Distributed:
 # ----------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``)."""
-    parser = argparse.ArgumentParser(
+    """The options of ``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``).
+
+    Every number is checked as it is parsed (``detr_explained.cli``'s types): a step count of 0,
+    a negative learning rate or a threshold of 1.5 ends the command with one line that says
+    what to give instead, before anything is read or written.
+    """
+    parser = cli.CommandParser(
         prog="python -m detr_explained.train",
         description="Train DETR panoptic on a COCO panoptic dataset (book/07_train_it_yourself.ipynb). "
                     "Runs unchanged under torchrun --nproc_per_node=N.")
@@ -150,51 +160,60 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data", required=True, help="training set: a folder with images/, panoptic/, panoptic.json")
     data.add_argument("--val-data", default=None,
                       help="held-out set for PQ (default: the last --val-size images of --data, not trained on)")
-    data.add_argument("--val-size", type=int, default=None,
+    data.add_argument("--val-size", type=cli.non_negative_int, default=None,
                       help="evaluate on this many held-out images (default: all of --val-data, "
-                           "or 10%% of --data)")
-    data.add_argument("--batch-size", type=int, default=8, help="images per step and process")
-    data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+                           "or 10%% of --data; 0: no evaluation)")
+    data.add_argument("--batch-size", type=cli.positive_int, default=8, help="images per step and process")
+    data.add_argument("--num-workers", type=cli.non_negative_int, default=0, help="DataLoader worker processes")
+    data.add_argument("--hflip", type=cli.probability, default=HFLIP_PROBABILITY,
+                      help="probability of mirroring a training image left-right (default %(default)s; 0: never)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--config", default=None,
-                       help=f"model preset (default {DEFAULT_CONFIG}); num_classes always comes from the data")
+    model.add_argument("--config", default=None, choices=sorted(CONFIGS), metavar="CONFIG",
+                       help=f"model preset (default {DEFAULT_CONFIG}; one of {', '.join(sorted(CONFIGS))}); "
+                            "num_classes always comes from the data")
 
     length = parser.add_argument_group("how long").add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=None, help="passes over the training set (default 10)")
-    length.add_argument("--steps", type=int, default=None, help="optimiser steps in total")
-    parser.add_argument("--max-minutes", type=float, default=None,
+    length.add_argument("--epochs", type=cli.positive_int, default=None, help="passes over the training set (default 10)")
+    length.add_argument("--steps", type=cli.positive_int, default=None, help="optimiser steps in total")
+    parser.add_argument("--max-minutes", type=cli.positive_float, default=None,
                         help="also stop (and save) after this much training time")
 
     optim = parser.add_argument_group("optimiser")
-    optim.add_argument("--lr", type=float, default=LR, help="AdamW learning rate (default %(default)s)")
-    optim.add_argument("--lr-backbone", type=float, default=None,
+    optim.add_argument("--lr", type=cli.positive_float, default=LR, help="AdamW learning rate (default %(default)s)")
+    optim.add_argument("--lr-backbone", type=cli.non_negative_float, default=None,
                        help="the backbone's learning rate (default: --lr when training the backbone from "
-                            f"scratch with ordinary batch norm; {LR_PRETRAINED_BACKBONE} with frozen batch norm)")
-    optim.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY)
-    optim.add_argument("--clip", type=float, default=CLIP_MAX_NORM, help="max gradient norm (0: no clipping)")
-    optim.add_argument("--lr-drop", type=int, default=None,
+                            f"scratch with ordinary batch norm; {LR_PRETRAINED_BACKBONE} with frozen batch norm; "
+                            "0: the backbone does not learn)")
+    optim.add_argument("--weight-decay", type=cli.non_negative_float, default=WEIGHT_DECAY)
+    optim.add_argument("--clip", type=cli.non_negative_float, default=CLIP_MAX_NORM,
+                       help="max gradient norm (0: no clipping)")
+    optim.add_argument("--lr-drop", type=cli.positive_int, default=None,
                        help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="run directory for checkpoint.pth, model.pth, log.jsonl")
-    run.add_argument("--eval-every", type=int, default=0,
+    run.add_argument("--eval-every", type=cli.non_negative_int, default=0,
                      help="evaluate PQ (and save) every K steps; 0: only at the end")
-    run.add_argument("--save-every", type=int, default=None,
+    run.add_argument("--save-every", type=cli.positive_int, default=None,
                      help="save checkpoint.pth every K steps (default: at each evaluation and at the end)")
-    run.add_argument("--log-every", type=int, default=10, help="write losses to log.jsonl every K steps")
-    run.add_argument("--eval-threshold", type=float, default=KEEP_THRESHOLD,
-                     help="class score above which a query is kept in evaluation (default %(default)s)")
+    run.add_argument("--log-every", type=cli.positive_int, default=10, help="write losses to log.jsonl every K steps")
+    run.add_argument("--eval-threshold", type=cli.score_threshold, default=KEEP_THRESHOLD,
+                     help="class score above which a query is kept in evaluation, from 0 up to 1 "
+                          "(default %(default)s)")
     run.add_argument("--model-dtype", choices=("float16", "float32"), default="float16",
                      help="dtype of the weights in model.pth (checkpoint.pth is always float32)")
     run.add_argument("--progress", choices=("bar", "lines"), default="bar",
                      help="a tqdm progress bar, or a plain line every 10 s (for notebooks and logs)")
-    data.add_argument("--hflip", type=float, default=HFLIP_PROBABILITY,
-                      help="probability of mirroring a training image left-right (default %(default)s; 0: never)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--threads", type=parse_threads, default=None, metavar="auto|N",
+                     help="CPU threads: 'auto' (default) uses the cores other programs leave free and "
+                          "checks again every 30 s; a number fixes it (needed for a bit-exact --resume)")
+    run.add_argument("--seed", type=cli.non_negative_int, default=0)
     run.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pth")
     run.add_argument("--overwrite", action="store_true",
-                     help="start afresh, replacing RUN_DIR's checkpoint.pth, model.pth and log.jsonl")
+                     help="start afresh; RUN_DIR's checkpoint.pth, model.pth and log.jsonl are replaced "
+                          "once the new run has saved its first checkpoint")
+    cli.add_traceback_option(run)
     return parser
 
 
@@ -202,19 +221,30 @@ def check_run_dir(out: str, resume: bool, overwrite: bool) -> Optional[str]:
     """Why the run directory cannot be used as asked, or None (``book/07_train_it_yourself.ipynb``).
 
     A run directory holding a previous run is never replaced silently: that takes ``--overwrite``
-    (start again) or ``--resume`` (go on from its checkpoint).
+    (start again) or ``--resume`` (go on from its checkpoint). See ``detr_explained.runs``.
     """
-    if resume and overwrite:
-        return "--resume and --overwrite contradict each other: pick one"
-    existing = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
-    if resume:
-        if not os.path.isfile(os.path.join(out, CHECKPOINT_FILE)):
-            return f"--resume: there is no {os.path.join(out, CHECKPOINT_FILE)} to continue from"
-        return None
-    if existing and not overwrite:
-        return (f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue it "
-                "or --overwrite to start again and replace it")
-    return None
+    return RunFolder(out, resume, overwrite).problem()
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone: options that must fit together, and the data folders
+    (``book/07_train_it_yourself.ipynb``). Raises ``cli.UsageError``; reads and writes nothing
+    but the folders' listings."""
+    problem = check_run_dir(args.out, args.resume, args.overwrite)
+    if problem:
+        raise cli.UsageError(problem)
+    for name in ("data", "val_data"):
+        folder = getattr(args, name)
+        if folder is not None and not os.path.isfile(os.path.join(folder, "panoptic.json")):
+            raise cli.UsageError(f"--{name.replace('_', '-')} {folder}: no panoptic.json there "
+                                 "(write a dataset with python -m detr_explained.synthetic, or give a "
+                                 "folder with images/, panoptic/ and panoptic.json)")
+    if args.val_data is not None and os.path.realpath(args.val_data) == os.path.realpath(args.data):
+        raise cli.UsageError("--val-data is the training set itself: PQ on images the model trains on "
+                             "says little; leave --val-data out to hold out the last images of --data")
+    if args.steps is not None and args.lr_drop is not None and args.lr_drop > args.steps:
+        print(f"note: --lr-drop {args.lr_drop} is after the last step ({args.steps}): "
+              "the learning rate never drops", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,14 +394,16 @@ def _to_device(images, targets, device: torch.device):
 # Saving and resuming
 # ----------------------------------------------------------------------------------------------
 
-def save_checkpoint(out: str, model: DETRPanoptic, optimizer: torch.optim.Optimizer, step: int,
+def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.optim.Optimizer, step: int,
                     epoch: int, args: argparse.Namespace, rng: list[torch.Tensor],
-                    train_seconds: float) -> None:
+                    train_seconds: float, categories: Optional[list[dict]] = None) -> None:
     """Write ``checkpoint.pth`` (to resume) and ``model.pth`` (to ship) (``book/07_train_it_yourself.ipynb``).
 
     Only plain types, tensors and dicts, so ``torch.load(..., weights_only=True)`` (what
-    ``hub.read_checkpoint`` does) reads both. Each file is written under a temporary name
-    and renamed, so a run stopped mid-write leaves the previous file intact.
+    ``hub.read_checkpoint`` does) reads both. Both carry the dataset's ``categories`` (id, name,
+    isthing), so evaluating or resuming on a dataset with other classes is refused. Each file is
+    written under a temporary name and renamed (``RunFolder.save``), so a run stopped mid-write
+    or a full disk leaves the previous files intact.
     """
     state_dict = model.state_dict()
     checkpoint = {
@@ -380,16 +412,22 @@ def save_checkpoint(out: str, model: DETRPanoptic, optimizer: torch.optim.Optimi
         "step": step,
         "epoch": epoch,
         "config": dataclasses.asdict(model.config),
-        "args": vars(args).copy(),
+        "args": {k: v for k, v in vars(args).items() if k != "traceback"},
         "rng": rng,
         "train_seconds": train_seconds,
+        "categories": categories,
     }
     dtype = getattr(torch, args.model_dtype)
-    shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}}
-    for name, content in ((CHECKPOINT_FILE, checkpoint), (MODEL_FILE, shipped)):
-        path = os.path.join(out, name)
-        torch.save(content, path + ".tmp")
-        os.replace(path + ".tmp", path)
+    shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
+               "categories": categories}
+    folder.save({CHECKPOINT_FILE: checkpoint, MODEL_FILE: shipped})
+
+
+def dataset_categories(dataset: CocoPanoptic) -> list[dict]:
+    """The categories a run trains on, as saved in its files: id, name and isthing, by id
+    (``book/07_train_it_yourself.ipynb``)."""
+    return [{"id": int(c["id"]), "name": str(c.get("name", c["id"])), "isthing": int(bool(c.get("isthing", 1)))}
+            for _, c in sorted(dataset.categories.items())]
 
 
 # The options a resumed run takes from its checkpoint, whatever the new command line says: they
@@ -413,8 +451,21 @@ def _restore_training_options(args: argparse.Namespace, saved: dict, dist_info: 
 def load_training_checkpoint(out: str) -> dict:
     """checkpoint.pth, read as ``hub.read_checkpoint`` reads it, weights only
     (``book/07_train_it_yourself.ipynb``)."""
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(os.path.join(out, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+    path = os.path.join(out, CHECKPOINT_FILE)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {CHECKPOINT_FILE} in {out}: nothing to resume") from None
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: "
+                         f"{str(err)[:200]}); start again with --overwrite") from err
+    missing = [key for key in ("model", "optimizer", "step", "config", "args", "rng", "train_seconds")
+               if not isinstance(loaded, dict) or key not in loaded]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint written by this training command (it lacks "
+                         f"{', '.join(missing)}); a model.pth cannot be resumed: start again with --overwrite")
+    return loaded
 
 
 def _gather_rng_states(dist_info: Distributed) -> list[torch.Tensor]:
@@ -472,27 +523,139 @@ class Progress:
 
 
 # ----------------------------------------------------------------------------------------------
+# Stopping: Ctrl-C, SIGTERM, the clock
+# ----------------------------------------------------------------------------------------------
+
+class TrainingStopped(ValueError):
+    """A run that cannot go on (a loss that is not finite); the message says what is saved and
+    what to do (``book/07_train_it_yourself.ipynb``)."""
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM during training: finish the step, save a checkpoint, print the
+    command that resumes (``book/07_train_it_yourself.ipynb``).
+
+    Used as ``with StopRequest() as stop:``; ``stop.signal`` is the signal received, or None. A
+    second Ctrl-C stops at once (KeyboardInterrupt), leaving the last saved checkpoint. Handlers
+    can only be installed in the main thread; elsewhere signals keep their usual effect.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        try:
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread
+            self._restore()
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+              "(press Ctrl-C again to stop at once, keeping the last saved one)", file=sys.stderr, flush=True)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+
+def _diverged(step: int, what: str, last_saved: Optional[int], args: argparse.Namespace) -> TrainingStopped:
+    kept = (f"the checkpoint of step {last_saved} is kept in {args.out}" if last_saved is not None
+            else "nothing of this run was saved")
+    return TrainingStopped(f"step {step + 1}: {what}. Training diverged and stopped; {kept}. Start again "
+                           f"with a lower --lr (now {args.lr}) or a --clip above 0 (now {args.clip}), "
+                           "and --overwrite")
+
+
+def _should_stop(args: argparse.Namespace, train_seconds: float, stop: StopRequest,
+                 dist_info: Distributed) -> tuple[bool, bool]:
+    """(time is up, a stop signal came): --max-minutes by process 0's clock, a signal to any
+    process; every process gets the same answer, so all stop at the same step."""
+    time_up = args.max_minutes is not None and dist_info.is_main and train_seconds >= 60 * args.max_minutes
+    flags = torch.tensor([float(time_up), float(stop.signal is not None)], device=dist_info.device)
+    if dist_info.enabled:
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0].item()), bool(flags[1].item())
+
+
+# ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
 
-def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
+def _thread_governor(args: argparse.Namespace, dist_info: Distributed) -> ThreadGovernor:
+    """--threads: fixed, or the free cores shared among this machine's processes (at most
+    OMP_NUM_THREADS when that is set, as torchrun sets it)."""
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
+    limit = None
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        limit = int(os.environ["OMP_NUM_THREADS"])
+    elif local_processes > 1:
+        limit = max(1, torch.get_num_threads() // local_processes)
+    return ThreadGovernor(fixed=args.threads, limit=limit)
+
+
+def train(args: argparse.Namespace, dist_info: Distributed, argv: Sequence[str] = ()) -> dict:
     """The whole run (``book/07_train_it_yourself.ipynb``); returns the final evaluation's record
-    (step, train_seconds, pq_all, sq_all, rq_all, pq_things, ...; {} without a held-out set)."""
+    (step, train_seconds, pq_all, sq_all, rq_all, pq_things, ...; {} without a held-out set),
+    with ``"stopped_by"`` set to the signal's name when Ctrl-C or SIGTERM ended it early.
+
+    Everything that can be wrong with the options, the data and a resumed checkpoint is checked
+    before the run folder is touched; a failure before the first save leaves the folder as it was.
+    """
+    check_options(args)
     train_set, val_set = split_datasets(args)
-    num_classes = _base_dataset(train_set).num_classes
+    base = _base_dataset(train_set)
+    num_classes = base.num_classes
+    categories = dataset_categories(base)
 
     resumed = load_training_checkpoint(args.out) if args.resume else None
     if resumed is not None:
+        check_categories(resumed.get("categories"), resumed["config"].get("num_classes"), base,
+                         os.path.join(args.out, CHECKPOINT_FILE))
         _restore_training_options(args, resumed["args"], dist_info)
         # The model is the one saved, whatever --config says now.
         fields = resumed["config"]
         if args.config is not None and dataclasses.asdict(get_config(args.config, num_classes=num_classes)) != fields:
-            raise ValueError(f"--config {args.config} differs from the config saved in "
-                             f"{os.path.join(args.out, CHECKPOINT_FILE)}; leave --config out to resume")
+            raise cli.UsageError(f"--config {args.config} differs from the config saved in "
+                                 f"{os.path.join(args.out, CHECKPOINT_FILE)}; leave --config out to resume")
         config_name, overrides = DEFAULT_CONFIG, fields
     else:
         config_name, overrides = args.config or DEFAULT_CONFIG, {"num_classes": num_classes}
+    if args.val_data is not None and val_set is not None:
+        check_categories(categories, num_classes, _base_dataset(val_set), f"--data {args.data}",
+                         what="the training set")
 
+    folder = RunFolder(args.out, args.resume, args.overwrite)
+    governor = _thread_governor(args, dist_info)
+    threads_before = torch.get_num_threads()
+    try:
+        with StopRequest() as stop:
+            if dist_info.is_main:
+                folder.open()
+            dist_info.barrier()
+            return _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_name,
+                        overrides, folder, governor, stop)
+    except BaseException:
+        if dist_info.is_main:
+            folder.abandon()
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_name, overrides,
+         folder: RunFolder, governor: ThreadGovernor, stop: StopRequest) -> dict:
     torch.manual_seed(args.seed)  # the same initial weights in every process
     model = build_model(config_name, **overrides).to(dist_info.device).train()
     model.detr.aux_loss = True  # a loss on every decoder layer's predictions, as in DETR
@@ -525,18 +688,27 @@ def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
     else:
         total_steps = (args.epochs if args.epochs is not None else 10) * batches_per_epoch
     save_every = args.save_every or args.eval_every or 0
-    log_path = os.path.join(args.out, LOG_FILE)
+    last_saved = step if resumed is not None else None
 
     def log(record: dict) -> None:
         if dist_info.is_main:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            folder.log(record)
 
     def save() -> None:
+        nonlocal last_saved
         rng = _gather_rng_states(dist_info)  # every process takes part
         if dist_info.is_main:
-            save_checkpoint(args.out, model, optimizer, step, step // batches_per_epoch, args, rng,
-                            train_seconds)
+            try:
+                save_checkpoint(folder, model, optimizer, step, step // batches_per_epoch, args, rng,
+                                train_seconds, categories)
+            except OSError as err:
+                kept = (f"the checkpoint of step {last_saved} in {args.out} is intact"
+                        if last_saved is not None else "nothing of this run was saved")
+                raise type(err)(err.errno, f"{err.strerror or err} while saving step {step}; {kept}, "
+                                           "and no partial file was left. Free some space, then "
+                                           + (f"resume: {resume_command(argv, dist_info.world_size)}"
+                                              if last_saved is not None else "run the command again")) from err
+        last_saved = step
 
     def run_evaluation() -> tuple[dict, Optional[PQResult]]:
         """PQ on the held-out set, by process 0 while the others wait."""
@@ -558,45 +730,66 @@ def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
         dist_info.barrier()
         return record, result
 
+    threads = governor.start()
     if dist_info.is_main:
         print(f"training {config_name if resumed is None else 'the resumed model'} "
               f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) on "
               f"{len(train_set)} images, {dist_info.world_size} process(es) x batch {args.batch_size}, "
               f"{batches_per_epoch} steps per epoch, steps {step} -> {total_steps}; "
-              f"lr {args.lr}, backbone lr {lr_backbone}", flush=True)
+              f"lr {args.lr}, backbone lr {lr_backbone}; "
+              f"{threads} thread(s){'' if args.threads else ' (auto)'}", flush=True)
     progress = Progress(total_steps, step, dist_info.is_main, bar=args.progress == "bar")
-    last_eval: tuple[dict, Optional[PQResult]] = ({}, None)
-    stop = step >= total_steps
-    while not stop:
-        epoch = step // batches_per_epoch
-        loader = epoch_loader(train_set, dist_info, args, epoch, skip_batches=step % batches_per_epoch)
-        start = time.time()  # the training clock counts loading the batch too
-        for images, targets in loader:
-            lr = set_learning_rate(optimizer, step, args.lr_drop)
-            images, targets = random_hflip(images, targets, args.hflip)
-            images, targets = _to_device(images, targets, dist_info.device)
-            losses = train_step(ddp_model, criterion, optimizer, images, targets, args.clip)
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise FloatingPointError(f"step {step}: a loss is not finite: {losses}")
-            step += 1
-            train_seconds += time.time() - start
-            progress.update(losses)
-            if step % args.log_every == 0 or step == total_steps:
-                log({"step": step, "epoch": epoch, "train_seconds": round(train_seconds, 2), "lr": lr,
-                     **{k: round(v, 5) for k, v in losses.items()}})
-            stop = step >= total_steps or _time_is_up(args, train_seconds, dist_info)
-            if stop:
-                break
-            if args.eval_every and step % args.eval_every == 0:
-                last_eval = run_evaluation()
-            if save_every and step % save_every == 0:
-                save()
-            start = time.time()  # evaluation and saving are not training time
-    progress.close()
+    finished, signalled = step >= total_steps, False
+    try:
+        while not finished:
+            epoch = step // batches_per_epoch
+            loader = epoch_loader(train_set, dist_info, args, epoch, skip_batches=step % batches_per_epoch)
+            start = time.time()  # the training clock counts loading the batch too
+            for images, targets in loader:
+                lr = set_learning_rate(optimizer, step, args.lr_drop)
+                images, targets = random_hflip(images, targets, args.hflip)
+                images, targets = _to_device(images, targets, dist_info.device)
+                try:
+                    losses = train_step(ddp_model, criterion, optimizer, images, targets, args.clip)
+                except NonFiniteCostError as err:
+                    raise _diverged(step, str(err), last_saved, args) from err
+                if not all(math.isfinite(v) for v in losses.values()):
+                    bad = ", ".join(f"{k} {v:.4g}" for k, v in losses.items() if not math.isfinite(v))
+                    raise _diverged(step, f"a loss is not finite ({bad})", last_saved, args)
+                step += 1
+                train_seconds += time.time() - start
+                progress.update(losses)
+                if step % args.log_every == 0 or step == total_steps:
+                    log({"step": step, "epoch": epoch, "train_seconds": round(train_seconds, 2), "lr": lr,
+                         **{k: round(v, 5) for k, v in losses.items()}})
+                finished = step >= total_steps
+                time_up, signalled = _should_stop(args, train_seconds, stop, dist_info)
+                if finished or time_up or signalled:
+                    break
+                if args.eval_every and step % args.eval_every == 0:
+                    run_evaluation()
+                if save_every and step % save_every == 0:
+                    save()
+                if governor.update() != threads:
+                    threads = governor.threads
+                    progress.write(f"step {step}: {threads} thread(s) now (other programs' load changed)")
+                start = time.time()  # evaluation and saving are not training time
+            else:
+                continue
+            break
+    finally:
+        progress.close()
     save()
+    signal_name = signal.Signals(stop.signal).name if stop.signal is not None else "SIGTERM"
+    if not finished and dist_info.is_main:
+        reason = signal_name if signalled else f"--max-minutes {args.max_minutes}"
+        print(f"{reason}: stopped at step {step} of {total_steps} and saved {folder.file(CHECKPOINT_FILE)}. "
+              f"Resume with:\n  {resume_command(argv, dist_info.world_size)}", flush=True)
+    if signalled:
+        return {"step": step, "train_seconds": round(train_seconds, 1), "stopped_by": signal_name}
     record, result = run_evaluation()
     if dist_info.is_main:
-        print(f"saved {os.path.join(args.out, CHECKPOINT_FILE)} and {os.path.join(args.out, MODEL_FILE)} "
+        print(f"saved {folder.file(CHECKPOINT_FILE)} and {folder.file(MODEL_FILE)} "
               f"at step {step} ({train_seconds / 60:.1f} min of training)", flush=True)
         if result is not None:
             print(f"PQ on the {len(val_set)} held-out images after step {step}:")
@@ -604,45 +797,27 @@ def train(args: argparse.Namespace, dist_info: Distributed) -> dict:
     return record
 
 
-def _time_is_up(args: argparse.Namespace, train_seconds: float, dist_info: Distributed) -> bool:
-    """--max-minutes: process 0's clock decides for all, so every process stops at the same step."""
-    if args.max_minutes is None:
-        return False
-    flag = torch.tensor([float(train_seconds >= 60 * args.max_minutes)], device=dist_info.device)
-    if dist_info.enabled:
-        dist.broadcast(flag, src=0)
-    return bool(flag.item())
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    """``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``).
 
+    Returns the final record (see :func:`train`). A mistake in the options, the data or a
+    checkpoint ends it with one ``error:`` line and exit status 2 (``--traceback`` shows where).
+    """
+    argv = list(sys.argv[1:] if argv is None else map(str, argv))
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``python -m detr_explained.train`` (``book/07_train_it_yourself.ipynb``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not 0 <= args.hflip <= 1:
-        parser.exit(2, f"error: --hflip {args.hflip} is not a probability: give a number from 0 "
-                       "(never mirror) to 1 (always mirror)\n")
-    problem = check_run_dir(args.out, args.resume, args.overwrite)
-    if problem:
-        parser.exit(2, f"error: {problem}\n")
-    for name in ("data", "val_data"):
-        folder = getattr(args, name)
-        if folder is not None and not os.path.isfile(os.path.join(folder, "panoptic.json")):
-            parser.exit(2, f"error: --{name.replace('_', '-')} {folder}: no panoptic.json there "
-                           "(write a dataset with python -m detr_explained.synthetic)\n")
-    dist_info = setup_distributed()
-    try:
-        if dist_info.is_main:
-            os.makedirs(args.out, exist_ok=True)
-            if args.overwrite:
-                for name in RUN_FILES:
-                    if os.path.exists(os.path.join(args.out, name)):
-                        os.remove(os.path.join(args.out, name))
-        dist_info.barrier()
-        train(args, dist_info)
-    finally:
-        if dist_info.enabled:
-            dist.destroy_process_group()
+    def body(args: argparse.Namespace) -> dict:
+        check_options(args)  # before the process group: a bad option needs no peers
+        dist_info = setup_distributed()
+        try:
+            return train(args, dist_info, argv)
+        finally:
+            if dist_info.enabled:
+                dist.destroy_process_group()
+
+    return cli.run_command(build_parser(), body, argv)
 
 
 if __name__ == "__main__":
-    main()
+    record = main()
+    if record.get("stopped_by"):
+        sys.exit(EXIT_INTERRUPTED[signal.Signals[record["stopped_by"]]])

@@ -1,0 +1,155 @@
+"""A training run's folder: what is in it, how it is written, and what is never lost.
+
+Explained in ``book/07_train_it_yourself.ipynb``. A run folder holds three files:
+``checkpoint.pth`` (everything to go on), ``model.pth`` (the weights to ship) and ``log.jsonl``
+(one line per logged step and evaluation). The rules that keep a run safe:
+
+- A folder that holds a run is used again only with ``--resume`` (go on) or ``--overwrite``
+  (start again); it is never replaced by accident.
+- With ``--overwrite`` the old run stays as it is until the new run has saved its first
+  checkpoint: the new log is written beside it (``log.jsonl.new``) and the three old files are
+  replaced together at that first save. A start that fails, for a bad option, a bad dataset or
+  anything else, leaves the old run untouched and removes what the new one had begun.
+- Every file is written under a temporary name and renamed over the old one only when it is
+  complete, so a run stopped mid-write, or a full disk, leaves the last good checkpoint and no
+  partial file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Optional, Sequence
+
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pth"
+MODEL_FILE = "model.pth"
+LOG_FILE = "log.jsonl"
+RUN_FILES = (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE)
+# Suffixes of the files a run writes before they are complete; they never outlive a save.
+TMP_SUFFIX = ".tmp"
+NEW_SUFFIX = ".new"
+
+
+class RunFolderError(OSError):
+    """A run folder that cannot be used or written as asked; the message says what to do
+    (``book/07_train_it_yourself.ipynb``)."""
+
+
+class RunFolder:
+    """The run folder of one training command (``book/07_train_it_yourself.ipynb``).
+
+    ``problem()`` says why it cannot be used as asked (before anything is written);
+    ``open()`` creates it; ``log(record)`` appends a line; ``save(checkpoint, model)`` writes the
+    two weight files; ``abandon()`` removes what a failed start wrote, leaving an old run as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool = False, overwrite: bool = False):
+        self.path = os.fspath(path)
+        self.resume, self.overwrite = resume, overwrite
+        self.saved = False  # has this run saved a checkpoint yet?
+        self._replacing = False
+        self._created = False
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def existing(self) -> list[str]:
+        """The run files already in the folder."""
+        return [name for name in RUN_FILES if os.path.exists(self.file(name))]
+
+    def problem(self) -> Optional[str]:
+        """Why the folder cannot be used as asked, or None. Writes nothing."""
+        if self.resume and self.overwrite:
+            return "--resume and --overwrite contradict each other: pick one"
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            return f"--out {self.path} is a file, not a folder: give a folder for the run"
+        if self.resume:
+            if not os.path.isfile(self.file(CHECKPOINT_FILE)):
+                return f"--resume: there is no {self.file(CHECKPOINT_FILE)} to continue from"
+            return None
+        existing = self.existing()
+        if existing and not self.overwrite:
+            return (f"{self.path} already holds a run ({', '.join(existing)}): pass --resume to continue "
+                    "it or --overwrite to start again and replace it")
+        return None
+
+    def open(self) -> None:
+        """Create the folder. With --overwrite of an old run, the new log goes beside the old one."""
+        self._created = not os.path.isdir(self.path)
+        os.makedirs(self.path, exist_ok=True)
+        self._replacing = self.overwrite and bool(self.existing())
+        if self._replacing or not self.resume:
+            # A new run's log starts empty: a stale log.jsonl.new of a failed start goes first.
+            stale = self.file(LOG_FILE + NEW_SUFFIX)
+            if os.path.exists(stale):
+                os.remove(stale)
+
+    @property
+    def log_path(self) -> str:
+        return self.file(LOG_FILE + NEW_SUFFIX if self._replacing else LOG_FILE)
+
+    def log(self, record: dict) -> None:
+        """Append one JSON line to the run's log."""
+        line = json.dumps(record) + "\n"
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as err:
+            raise RunFolderError(err.errno, f"could not write to {self.log_path}: {err.strerror}") from err
+
+    def save(self, files: dict[str, object]) -> None:
+        """Write ``{file name: content}`` with torch.save: each under a temporary name first, then
+        all renamed. On an error (a full disk), the temporary files are removed and the files of
+        the last save stay as they were."""
+        written = []
+        try:
+            for name, content in files.items():
+                tmp = self.file(name + TMP_SUFFIX)
+                written.append(tmp)
+                torch.save(content, tmp)
+        except OSError as err:
+            for tmp in written:
+                _remove_quietly(tmp)
+            raise RunFolderError(err.errno, f"could not write {written[-1]}: {err.strerror}") from err
+        for name in files:
+            os.replace(self.file(name + TMP_SUFFIX), self.file(name))
+        if self._replacing:
+            # the new run has a checkpoint now: its log takes the old one's place
+            os.replace(self.file(LOG_FILE + NEW_SUFFIX), self.file(LOG_FILE))
+            self._replacing = False
+        self.saved = True
+
+    def abandon(self) -> None:
+        """After a failure: remove what this run wrote that is not a complete save. An old run
+        being replaced stays as it was; a new folder with nothing saved is removed."""
+        for name in RUN_FILES:
+            _remove_quietly(self.file(name + TMP_SUFFIX))
+        if self._replacing:
+            _remove_quietly(self.file(LOG_FILE + NEW_SUFFIX))
+        elif not self.saved and not self.resume:
+            _remove_quietly(self.file(LOG_FILE))
+            if self._created:
+                try:
+                    os.rmdir(self.path)  # only if empty: nothing of the user's is touched
+                except OSError:
+                    pass
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def resume_command(argv: Sequence[str], world_size: int = 1) -> str:
+    """The command that continues a run started with ``argv`` (``book/07_train_it_yourself.ipynb``):
+    the same options, without ``--overwrite``, with ``--resume``."""
+    kept = [arg for arg in argv if arg not in ("--overwrite", "--resume")]
+    if world_size > 1:
+        launcher = ["torchrun", f"--nproc_per_node={world_size}", "-m", "detr_explained.train"]
+    else:
+        launcher = ["python", "-m", "detr_explained.train"]
+    return shlex.join([*launcher, *kept, "--resume"])
