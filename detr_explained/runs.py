@@ -16,6 +16,7 @@ Explained in ``book/07_train_it_yourself.ipynb``. A run folder holds three files
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -100,15 +101,20 @@ class RunFolder:
             raise RunFolderError(err.errno, f"could not write to {self.log_path}: {err.strerror}") from err
 
     def save(self, files: dict[str, object]) -> None:
-        """Write ``{file name: content}`` with torch.save: each under a temporary name first, then
-        all renamed. On an error (a full disk), the temporary files are removed and the files of
-        the last save stay as they were."""
+        """Write ``{file name: content}`` (torch.save's format): each under a temporary name first,
+        then all renamed. On an error (a full disk), the temporary files are removed and the files
+        of the last save stay as they were."""
         written = []
         try:
             for name, content in files.items():
+                buffer = io.BytesIO()
+                torch.save(content, buffer)  # in memory first, so a write error is a plain OSError
                 tmp = self.file(name + TMP_SUFFIX)
                 written.append(tmp)
-                torch.save(content, tmp)
+                with open(tmp, "wb") as handle:
+                    handle.write(buffer.getbuffer())
+                    handle.flush()
+                    os.fsync(handle.fileno())
         except OSError as err:
             for tmp in written:
                 _remove_quietly(tmp)
