@@ -15,10 +15,9 @@ import sys
 from typing import Callable, Optional, Sequence
 
 # The errors that describe bad input (CheckpointError and the dataset checks raise ValueError;
-# a missing file FileNotFoundError; a full disk OSError). Anything else is a bug and keeps its
-# traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               IsADirectoryError, PermissionError, OSError, KeyError)
+# a missing file FileNotFoundError; a full disk OSError). Anything else (a TypeError, KeyError,
+# IndexError ...) is a bug of ours and keeps its traceback.
+USER_ERRORS = (ValueError, OSError)
 
 EXIT_USAGE = 2
 
@@ -53,7 +52,7 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
     except USER_ERRORS as err:
         if getattr(args, "traceback", False):
             raise
-        message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
+        message = str(err)
         if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
             message = f"{err.filename}: {message}"
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n"

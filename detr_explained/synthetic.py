@@ -19,13 +19,19 @@ write 10 images or 1000.
 Command line::
 
     python -m detr_explained.synthetic OUT_DIR --num-images 200 --seed 0 [--overwrite]
+
+``--overwrite`` replaces a dataset this generator wrote: it deletes only the files it wrote (those
+its ``panoptic.json`` lists), never another file in ``images/`` or ``panoptic/``, and it refuses,
+before writing anything, to replace a file it did not write. The JSON is written last, so a run
+that fails or is interrupted leaves no ``panoptic.json`` that lists missing files.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
-import shutil
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -35,6 +41,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from . import cli
 from .coco_panoptic import PanopticPaths, default_paths, id2rgb, VOID_ID, ID_BASE
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -88,6 +95,19 @@ NO_WATER_PROBABILITY = 0.2
 
 # COCO ships JPEGs; quality 95 keeps compression artefacts faint.
 JPEG_QUALITY = 95
+
+# write_dataset's bounds on the image side: 32 pixels is the smallest size the ResNet backbone
+# (stride 32) maps to at least one feature pixel; above 2048 a scene's float arrays take gigabytes.
+SMALLEST_SIDE = 32
+LARGEST_SIDE = 2048
+
+# How the generator names what it writes, and how it recognises its own files when it overwrites:
+# image id 7 is images/000007.jpg and panoptic/000007.png; its JSON's info.description starts with
+# GENERATOR_DESCRIPTION. While a run writes, IN_PROGRESS_FILE (in OUT_DIR) lists the files it may
+# leave behind, so that an interrupted run can be cleaned up by the next run with overwrite.
+GENERATOR_DESCRIPTION = "detr_explained synthetic panoptic scenes"
+IN_PROGRESS_FILE = ".synthetic-writing.json"
+_OWN_NAME = re.compile(r"(images/\d{6,}\.jpg|panoptic/\d{6,}\.png|panoptic\.json(\.tmp)?)")
 
 
 @dataclass
@@ -228,7 +248,20 @@ def make_scene(seed: int, index: int = 0, size: Optional[tuple[int, int]] = None
     """Scene ``index`` of ``seed`` (``book/07_train_it_yourself.ipynb``).
 
     ``size=(H, W)`` fixes the image size; otherwise both sides are drawn in [min_side, max_side].
+    ``seed`` and ``index`` are whole numbers of at least 0, sides at least 1.
     """
+    seed = _whole(seed, "seed", 0, "any whole number from 0, e.g. 0")
+    index = _whole(index, "index", 0, "the scene's number, from 0")
+    if size is None:
+        min_side = _whole(min_side, "min_side", 1, "the smallest image side in pixels")
+        max_side = _whole(max_side, "max_side", 1, "the largest image side in pixels")
+        if min_side > max_side:
+            raise ValueError(f"min_side {min_side} is above max_side {max_side}: give "
+                             "min_side <= max_side")
+    else:
+        if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+            raise TypeError(f"size must be (height, width), two whole numbers, got {size!r}")
+        size = tuple(_whole(v, name, 1, "pixels") for v, name in zip(size, ("height", "width")))
     rng = np.random.default_rng([seed, index])
     if size is None:
         height, width = (int(v) for v in rng.integers(min_side, max_side + 1, 2))
@@ -295,6 +328,7 @@ def held_out_scene(index: int = 0) -> Scene:
     """Held-out scene ``index``: never trained on, the same as image ``index + 1`` of the dataset
     ``python -m detr_explained.synthetic DIR --seed 1 --min-side 128 --max-side 128`` writes
     (``book/07_train_it_yourself.ipynb``; chapters 2 to 5 draw the trained model on one)."""
+    index = _whole(index, "index", 0, "the held-out scene's number, from 0")
     return make_scene(HELD_OUT_SEED, index, min_side=BOOK_SIDE, max_side=BOOK_SIDE)
 
 
@@ -307,8 +341,16 @@ def is_thing(category_id: int) -> bool:
 def segment_annotation(ids: np.ndarray, segment: dict, iscrowd: int = 0) -> dict:
     """A COCO ``segments_info`` entry, with ``area`` and ``bbox`` [x, y, w, h] from pycocotools.
 
+    ``ids`` is an (H, W) id map, ``segment`` a dict with ``id`` and ``category_id``, ``iscrowd`` 0 or 1.
+
     Explained in ``book/07_train_it_yourself.ipynb``.
     """
+    if np.ndim(ids) != 2:
+        raise ValueError(f"ids must be an (H, W) id map, got an array of shape {np.shape(ids)}")
+    if not isinstance(segment, dict) or "id" not in segment or "category_id" not in segment:
+        raise ValueError(f"segment must be a dict with 'id' and 'category_id', got {segment!r}")
+    if isinstance(iscrowd, bool) or iscrowd not in (0, 1):
+        raise ValueError(f"iscrowd must be 0 or 1, got {iscrowd!r}")
     mask = np.asfortranarray((ids == segment["id"]).astype(np.uint8))           # (H, W)
     rle = mask_utils.encode(mask)
     return {
@@ -325,74 +367,247 @@ def write_dataset(out_dir: str, num_images: int, seed: int, overwrite: bool = Fa
     """Write ``num_images`` scenes in the COCO panoptic format (``book/07_train_it_yourself.ipynb``).
 
     Layout: ``out_dir/images/000001.jpg``, ``out_dir/panoptic/000001.png`` and
-    ``out_dir/panoptic.json``. If any of these three already exists, nothing is written and a
-    ``FileExistsError`` is raised, unless ``overwrite=True``, which deletes those two folders and
-    the JSON first (nothing else in ``out_dir`` is touched). Returns the three paths.
-    """
-    if num_images < 1:
-        raise ValueError(f"num_images must be at least 1, got {num_images}")
-    if min_side < 32 or min_side > max_side:
-        raise ValueError(f"need 32 <= min_side <= max_side, got {min_side}, {max_side}")
-    paths = default_paths(out_dir)
-    existing = [p for p in paths if os.path.exists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{existing} already exist(s): pass overwrite=True (or --overwrite) to replace them"
-        )
-    for path in existing:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(paths.image_dir)
-    os.makedirs(paths.panoptic_dir)
+    ``out_dir/panoptic.json``; image ``k`` is scene ``k - 1`` of ``seed``. Returns the three paths.
 
-    images, annotations = [], []
-    for index in range(num_images):
-        scene = make_scene(seed, index, min_side=min_side, max_side=max_side)
-        image_id = index + 1
-        stem = f"{image_id:06d}"
-        height, width = scene.ids.shape
-        Image.fromarray(scene.image).save(
-            os.path.join(paths.image_dir, stem + ".jpg"), quality=JPEG_QUALITY)
-        Image.fromarray(id2rgb(scene.ids)).save(os.path.join(paths.panoptic_dir, stem + ".png"))
-        images.append({"id": image_id, "file_name": stem + ".jpg", "width": width, "height": height})
-        annotations.append({
-            "image_id": image_id,
-            "file_name": stem + ".png",
-            "segments_info": [segment_annotation(scene.ids, s) for s in scene.segments],
-        })
-    data = {
-        "info": {"description": f"detr_explained synthetic panoptic scenes, seed {seed}",
-                 "version": "1.0"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": CATEGORIES,
-    }
-    with open(paths.annotation_file, "w") as f:
-        json.dump(data, f)
+    The arguments are checked before anything is written: ``num_images`` at least 1, ``seed`` at
+    least 0 (numpy's generator takes no negative seed), ``32 <= min_side <= max_side <= 2048``.
+
+    If any of the three paths already exists, nothing is written and a ``FileExistsError`` is
+    raised, unless ``overwrite=True``, which replaces a dataset this generator wrote. It deletes
+    only what the generator wrote: the old ``panoptic.json`` and the images and PNGs it lists under
+    the generator's names (``000001.jpg``, ``000001.png``, ...); any other file in ``images/``,
+    ``panoptic/`` or ``out_dir`` stays. It refuses, with nothing written or deleted, when a
+    ``panoptic.json`` there was not written by the generator, or when a file it would write
+    already exists and is not one the old JSON lists (someone else's file).
+
+    The JSON is written last, under a temporary name that is then renamed, so a run that fails
+    midway leaves no ``panoptic.json``; it deletes the files it had written before re-raising. A
+    run that is killed leaves a note (``.synthetic-writing.json``) of the files it may have
+    written, which the next run with ``overwrite=True`` deletes.
+    """
+    out_dir = _path_argument(out_dir, "out_dir")
+    num_images = _whole(num_images, "num_images", 1, "how many images to write, e.g. 200")
+    seed = _whole(seed, "seed", 0, "any whole number from 0 (numpy's generator takes no negative "
+                                   "seed), e.g. 0")
+    min_side = _whole(min_side, "min_side", SMALLEST_SIDE, f"the smallest image side in pixels, "
+                                                           f"{SMALLEST_SIDE} to {LARGEST_SIDE}")
+    max_side = _whole(max_side, "max_side", SMALLEST_SIDE, f"the largest image side in pixels, "
+                                                           f"{SMALLEST_SIDE} to {LARGEST_SIDE}")
+    if min_side > max_side:
+        raise ValueError(f"min_side (--min-side) {min_side} is above max_side (--max-side) {max_side}: "
+                         f"give {SMALLEST_SIDE} <= min_side <= max_side, e.g. 128 and 192")
+    if max_side > LARGEST_SIDE:
+        raise ValueError(f"max_side is {max_side}: give at most {LARGEST_SIDE} pixels (a scene's "
+                         "arrays grow with the square of the side)")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+
+    paths = default_paths(out_dir)
+    in_progress = os.path.join(out_dir, IN_PROGRESS_FILE)
+    for folder in (out_dir, paths.image_dir, paths.panoptic_dir):
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise NotADirectoryError(f"{folder!r} is a file, not a folder: the dataset is written "
+                                     f"into {out_dir}/images and {out_dir}/panoptic; pass another out_dir")
+    existing = [p for p in (*paths, in_progress) if os.path.lexists(p)]
+    if existing and not overwrite:
+        interrupted = (" (an interrupted run left files behind; overwrite deletes them)"
+                       if in_progress in existing else "")
+        raise FileExistsError(
+            f"{existing} already exist(s){interrupted}: pass overwrite=True (or --overwrite) to "
+            "replace the dataset the generator wrote there, or choose another folder"
+        )
+    owned = _files_written_before(out_dir, paths, in_progress)
+    temp_json = paths.annotation_file + ".tmp"
+    stems = [_stem(image_id) for image_id in range(1, num_images + 1)]
+    planned = ([os.path.join(paths.image_dir, stem + ".jpg") for stem in stems]
+               + [os.path.join(paths.panoptic_dir, stem + ".png") for stem in stems] + [temp_json])
+    foreign = [p for p in planned if os.path.lexists(p)
+               and (p not in owned or (os.path.isdir(p) and not os.path.islink(p)))]
+    if foreign:
+        listed_by = ("the panoptic.json there does not list it" if os.path.lexists(paths.annotation_file)
+                     else "there is no panoptic.json of the generator listing it")
+        more = f" (and {len(foreign) - 1} more such file(s))" if len(foreign) > 1 else ""
+        raise FileExistsError(
+            f"{foreign[0]!r}{more} already exists and is not a file this generator wrote "
+            f"({listed_by}), so writing the dataset would replace it. Nothing was written or "
+            "deleted: move it away, or write the dataset to another folder"
+        )
+
+    # From here on files change; the note lists everything this run deletes or writes.
+    created = [d for d in (out_dir, paths.image_dir, paths.panoptic_dir) if not os.path.lexists(d)]
+    os.makedirs(out_dir, exist_ok=True)
+    touched = sorted((owned | set(planned)) - {in_progress})
+    _write_note(in_progress, out_dir, touched)
+    try:
+        # The old JSON first: from then on no panoptic.json lists files that are gone.
+        for path in sorted(owned - {in_progress}, key=lambda p: p != paths.annotation_file):
+            if os.path.lexists(path):
+                os.remove(path)
+        os.makedirs(paths.image_dir, exist_ok=True)
+        os.makedirs(paths.panoptic_dir, exist_ok=True)
+        images, annotations = [], []
+        for index, stem in enumerate(stems):
+            scene = make_scene(seed, index, min_side=min_side, max_side=max_side)
+            image_id = index + 1
+            height, width = scene.ids.shape
+            Image.fromarray(scene.image).save(
+                os.path.join(paths.image_dir, stem + ".jpg"), quality=JPEG_QUALITY)
+            Image.fromarray(id2rgb(scene.ids)).save(os.path.join(paths.panoptic_dir, stem + ".png"))
+            images.append({"id": image_id, "file_name": stem + ".jpg", "width": width, "height": height})
+            annotations.append({
+                "image_id": image_id,
+                "file_name": stem + ".png",
+                "segments_info": [segment_annotation(scene.ids, s) for s in scene.segments],
+            })
+        data = {
+            "info": {"description": f"{GENERATOR_DESCRIPTION}, seed {seed}", "version": "1.0"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": CATEGORIES,
+        }
+        with open(temp_json, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_json, paths.annotation_file)
+    except BaseException:
+        # Undo what this run wrote; what is left (a file that could not be deleted) stays noted.
+        for path in planned:
+            if os.path.lexists(path) and not os.path.isdir(path):
+                os.remove(path)
+        left = [p for p in touched if os.path.lexists(p) and p != paths.annotation_file]
+        if left:
+            _write_note(in_progress, out_dir, left)
+        else:
+            os.remove(in_progress)
+        for folder in reversed(created):  # folders this run made, if nothing else is in them
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise
+    os.remove(in_progress)
     return paths
+
+
+def _stem(image_id: int) -> str:
+    """The generator's file name for an image, without extension: 7 -> '000007'."""
+    return f"{image_id:06d}"
+
+
+def _path_argument(value, name: str) -> str:
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path (a str or pathlib.Path), got {value!r}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or path == "":
+        raise ValueError(f"{name} is empty: give the folder to write the dataset in, e.g. data/train")
+    return path
+
+
+def _whole(value, name: str, minimum: int, meaning: str) -> int:
+    """``value`` as an int if it is a whole number (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be a whole number ({meaning}), got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} is {value}; give {meaning}")
+    return value
+
+
+def _files_written_before(out_dir: str, paths: PanopticPaths, in_progress: str) -> set:
+    """The files in ``out_dir`` an earlier run of the generator wrote: the JSON, the images and PNGs
+    it lists under the generator's names, and what an interrupted run noted. Raises
+    FileExistsError if a ``panoptic.json`` there is not the generator's."""
+    owned = set()
+    if os.path.lexists(in_progress):
+        owned.add(in_progress)
+        try:
+            with open(in_progress) as f:
+                note = json.load(f)
+        except (OSError, ValueError):
+            note = {}  # cut short while it was written: only the note itself is known to be ours
+        files = note.get("files") if isinstance(note, dict) else None
+        for rel in files if isinstance(files, list) else []:
+            if isinstance(rel, str) and _OWN_NAME.fullmatch(rel):
+                owned.add(os.path.join(out_dir, *rel.split("/")))
+    if not os.path.lexists(paths.annotation_file) or paths.annotation_file in owned:
+        return owned
+    try:
+        with open(paths.annotation_file) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        raise FileExistsError(
+            f"{paths.annotation_file!r} exists but is not readable JSON, so which files in images/ "
+            "and panoptic/ the generator wrote cannot be told. Nothing was written or deleted: move "
+            "it away (with the files that belong to it), or write the dataset to another folder"
+        ) from None
+    info = data.get("info") if isinstance(data, dict) else None
+    description = info.get("description") if isinstance(info, dict) else None
+    if not (isinstance(description, str) and description.startswith(GENERATOR_DESCRIPTION)):
+        raise FileExistsError(
+            f"{paths.annotation_file!r} was not written by this generator (its info.description "
+            f"is {description!r}), and overwrite only replaces the generator's own datasets. "
+            "Nothing was written or deleted: move that dataset away, or write to another folder"
+        )
+    owned.add(paths.annotation_file)
+    for key, id_key, folder, extension in (("images", "id", paths.image_dir, ".jpg"),
+                                           ("annotations", "image_id", paths.panoptic_dir, ".png")):
+        entries = data.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            image_id, name = entry.get(id_key), entry.get("file_name")
+            if (isinstance(image_id, int) and not isinstance(image_id, bool) and image_id >= 1
+                    and name == _stem(image_id) + extension):
+                owned.add(os.path.join(folder, name))
+    return owned
+
+
+def _write_note(note_path: str, out_dir: str, files: list) -> None:
+    """The in-progress note: the files (relative to out_dir) a run may leave behind."""
+    relative = sorted(os.path.relpath(p, out_dir).replace(os.sep, "/") for p in files)
+    with open(note_path, "w") as f:
+        json.dump({"description": f"{GENERATOR_DESCRIPTION}: files of a run in progress",
+                   "files": relative}, f)
+
+
+def _side(text: str) -> int:
+    """An argparse type: an image side from SMALLEST_SIDE to LARGEST_SIDE pixels."""
+    value = cli.positive_int(text)
+    if not SMALLEST_SIDE <= value <= LARGEST_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not an image side from {SMALLEST_SIDE} to {LARGEST_SIDE} pixels")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m detr_explained.synthetic OUT_DIR --num-images N --seed S``
-    (``book/07_train_it_yourself.ipynb``)."""
+    (``book/07_train_it_yourself.ipynb``). A wrong option or a folder that cannot be written
+    ends the command with one ``error: ...`` line and exit status 2 (``--traceback`` for more)."""
     parser = argparse.ArgumentParser(
         prog="python -m detr_explained.synthetic",
         description="Write a synthetic panoptic dataset in the COCO panoptic format.")
-    parser.add_argument("out_dir")
-    parser.add_argument("--num-images", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("out_dir", help="folder to write images/, panoptic/ and panoptic.json in")
+    parser.add_argument("--num-images", type=cli.positive_int, required=True,
+                        help="how many images to write (1 or more)")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0,
+                        help="which scenes (0 or more; default 0)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace out_dir/images, out_dir/panoptic and out_dir/panoptic.json")
-    parser.add_argument("--min-side", type=int, default=MIN_SIDE)
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE)
-    args = parser.parse_args(argv)
-    try:
+                        help="replace the dataset this generator wrote in out_dir: deletes only the "
+                             "files its panoptic.json lists; other files stay")
+    parser.add_argument("--min-side", type=_side, default=MIN_SIDE,
+                        help=f"smallest image side in pixels ({SMALLEST_SIDE} to {LARGEST_SIDE}; "
+                             f"default {MIN_SIDE})")
+    parser.add_argument("--max-side", type=_side, default=MAX_SIDE,
+                        help=f"largest image side in pixels, at least --min-side (default {MAX_SIDE})")
+    cli.add_traceback_option(parser)
+
+    def body(args: argparse.Namespace) -> None:
         paths = write_dataset(args.out_dir, args.num_images, args.seed, args.overwrite,
                               args.min_side, args.max_side)
-    except (FileExistsError, ValueError) as err:
-        parser.exit(2, f"error: {err}\n")
-    print(f"wrote {args.num_images} images to {paths.image_dir}, "
-          f"{paths.panoptic_dir} and {paths.annotation_file}")
+        print(f"wrote {args.num_images} images to {paths.image_dir}, "
+              f"{paths.panoptic_dir} and {paths.annotation_file}")
+
+    cli.run_command(parser, body, argv)
 
 
 if __name__ == "__main__":
