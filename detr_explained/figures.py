@@ -187,13 +187,23 @@ def image_array(image, normalized: Optional[bool] = None) -> np.ndarray:
     (``book/01_backbone.ipynb``).
     """
     x = _to_numpy(image)
+    if x.ndim not in (2, 3) or x.size == 0:
+        raise ValueError(f"an image to draw must be HxW, HxWx3 or 3xHxW and not empty; got shape {x.shape}")
     if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
         if normalized is None:
             normalized = x.dtype.kind == "f" and (x.min() < 0 or x.max() > 1)
         if normalized:
             return denormalize(torch.as_tensor(x))  # (H, W, 3)
         x = x.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
-    x = x.astype(float) / (255.0 if x.dtype.kind in "ui" else 1.0)
+    if x.dtype.kind == "b":
+        x = x.astype(float)  # False black, True white
+    elif x.dtype == np.uint16:
+        x = x.astype(float) / 65535.0  # 16-bit pixels, as load_image reads them
+    elif x.dtype.kind in "ui":
+        if x.min() < 0 or x.max() > 255:
+            raise ValueError(f"an integer image must hold 8-bit pixels (0..255), or be uint16; got values "
+                             f"in [{x.min()}, {x.max()}]: convert it with astype(np.uint8) or astype(np.uint16)")
+        x = x.astype(float) / 255.0
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=-1)
     return np.clip(x[..., :3], 0, 1)

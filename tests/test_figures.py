@@ -180,3 +180,15 @@ def test_show_cells_over_image_stretches_cells_over_pixels():
     assert alpha[1, 2] == pytest.approx(0.9) and alpha.sum() == pytest.approx(0.9)
     assert ax.get_title() == "one cell" and len(ax.collections) >= 1  # the outline
     plt.close("all")
+
+
+def test_image_array_reads_16_bit_and_refuses_what_it_cannot_draw():
+    """A uint16 image is 16-bit (not white), as load_image reads it; an empty or wider-range
+    integer array is a clear error."""
+    import numpy as np
+    from detr_explained.figures import image_array
+    assert image_array(np.full((2, 2), 32768, np.uint16)).max() == pytest.approx(0.5, abs=1e-4)
+    assert image_array(np.full((2, 2, 3), 51, np.int64)).max() == pytest.approx(0.2)
+    for bad in (np.zeros((0, 3)), np.full((2, 2), 300, np.int32), np.zeros((2, 2, 2, 2))):
+        with pytest.raises(ValueError):
+            image_array(bad)
