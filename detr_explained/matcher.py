@@ -68,8 +68,14 @@ class HungarianMatcher(nn.Module):
             raise ValueError(f"{pred_logits.shape[0]} images of predictions but {len(targets)} targets")
         num_queries = pred_logits.shape[1]
         indices = []
+        num_classes = pred_logits.shape[-1] - 1  # the last output is "no object"
         for b, target in enumerate(targets):
             num_targets = len(target["labels"])
+            if num_targets and not 0 <= int(target["labels"].min()) <= int(target["labels"].max()) < num_classes:
+                raise ValueError(
+                    f"image {b} has class labels {target['labels'].tolist()}, but the model has "
+                    f"num_classes = {num_classes} (labels 0..{num_classes - 1}): build it with "
+                    "num_classes = the largest category id + 1 (CocoPanoptic.num_classes)")
             if num_targets > num_queries:
                 raise ValueError(
                     f"image {b} has {num_targets} segments but the model has only {num_queries} "

@@ -90,3 +90,14 @@ def test_batch_with_an_empty_image_and_too_many_segments():
     crowded = {"labels": torch.zeros(4, dtype=torch.int64), "boxes": torch.full((4, 4), 0.3)}
     with pytest.raises(ValueError, match="num_queries"):
         HungarianMatcher()({"pred_logits": logits[:1], "pred_boxes": boxes[:1]}, [crowded])
+
+
+def test_labels_outside_the_models_classes_are_a_clear_error():
+    """A dataset with more classes than the model: named, not an IndexError inside the cost."""
+    import pytest
+    outputs = {"pred_logits": torch.zeros(1, 5, 4), "pred_boxes": torch.full((1, 5, 4), 0.5)}
+    target = {"labels": torch.tensor([1, 3]), "boxes": torch.full((2, 4), 0.5)}
+    with pytest.raises(ValueError, match="num_classes = 3"):
+        HungarianMatcher()(outputs, [target])
+    target["labels"] = torch.tensor([1, 2])
+    assert len(HungarianMatcher()(outputs, [target])[0][0]) == 2
