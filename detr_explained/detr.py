@@ -80,6 +80,9 @@ class DETR(nn.Module):
     def encode_decode(self, batch: ImageBatch, recorder: Optional[dict] = None) -> dict:
         """Backbone, projection and transformer; the intermediates the panoptic head reuses."""
         features, masks, pos = self.backbone(batch)
+        # the sine code is computed in float32; a float16 or bfloat16 model needs it in its own
+        # dtype, as the official Joiner casts it (for float32 this is the same tensor)
+        pos = pos.to(features["res5"].dtype)                           # (B, d, H/32, W/32)
         src_proj = self.input_proj(features["res5"])                   # (B, d, H/32, W/32)
         out = self.transformer(src_proj, masks["res5"], self.query_embed.weight, pos)
         logits = self.class_embed(out.hs)                              # (L, B, N, C+1)
@@ -99,10 +102,34 @@ class DETR(nn.Module):
         return out
 
     def batch(self, images) -> ImageBatch:
-        """Check and pad a list of 3xHxW tensors (or take a ready ImageBatch)."""
+        """Check and pad a list of 3xHxW tensors (or take a ready ImageBatch).
+
+        The images must have the model's dtype (a float16 model takes ``image.half()``) and be on
+        its device; the error says which conversion to make.
+        """
+        weight = self.input_proj.weight
+        if isinstance(images, ImageBatch):
+            tensors = images.tensors
+            if tensors.dtype != weight.dtype:
+                raise TypeError(
+                    f"the ImageBatch has dtype {tensors.dtype} but the model's weights are {weight.dtype}: "
+                    f"build it from images converted with image.to({weight.dtype}), or convert the model "
+                    f"with model.to({tensors.dtype})")
+            on = [tensors]
+        elif isinstance(images, (list, tuple)):
+            on = [image for image in images if isinstance(image, torch.Tensor)]
+        elif isinstance(images, torch.Tensor):
+            on = [images]
+        else:
+            raise TypeError(f"images must be a list of 3xHxW tensors (or an ImageBatch), got "
+                            f"{type(images).__name__}; make tensors with detr_explained.prepare_image()")
+        for tensor in on:
+            if tensor.device != weight.device:
+                raise ValueError(f"an image is on {tensor.device} but the model is on {weight.device}: move "
+                                 f"the images with image.to({str(weight.device)!r}) (or the model with model.to(...))")
         if isinstance(images, ImageBatch):
             return images
-        return ImageBatch.from_images(images, dtype=self.input_proj.weight.dtype)
+        return ImageBatch.from_images(images, dtype=weight.dtype)
 
     def forward(self, images: Sequence[torch.Tensor]) -> dict:
         return self.outputs(self.encode_decode(self.batch(images)))
@@ -139,6 +166,12 @@ class DETRPanoptic(nn.Module):
         head, so the selected masks equal the corresponding ones of the full forward; a training
         step of detr-tiny-synthetic takes about 1/6 less time (benchmarks/train_step_speed.py).
         """
+        if recorder is not None and not isinstance(recorder, dict):
+            raise TypeError(f"recorder must be a dict (it receives the intermediates) or None, got "
+                            f"{type(recorder).__name__}")
+        if select is not None and not callable(select):
+            raise TypeError(f"select must be a function of the detection outputs (e.g. the matcher's), "
+                            f"got {type(select).__name__}")
         batch = self.detr.batch(images)
         if recorder is not None:
             recorder["batch"] = batch

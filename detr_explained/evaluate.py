@@ -24,7 +24,7 @@ from . import cli
 from .coco_panoptic import VOID_ID, CocoPanoptic, open_dataset
 from .config import CONFIGS, DETRConfig
 from .detr import DETRPanoptic
-from .hub import CheckpointError, build_model, compare_state_dict, load_checkpoint
+from .hub import build_model, load_checkpoint, read_checkpoint_file
 from .inference import segment
 from .merge import KEEP_THRESHOLD
 from .pq import PQResult, format_pq_table, pq_compute
@@ -134,19 +134,6 @@ def check_categories(saved: Optional[Sequence[dict]], saved_num_classes: Optiona
             f"(largest id + 1). Use the dataset it was made for, or train a new model")
 
 
-def _read_training_file(checkpoint: str | os.PathLike):
-    path = os.fspath(checkpoint)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint file at {path!r}"
-                                + (": that is a folder; give RUN_DIR/model.pth" if os.path.isdir(path) else ""))
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
-                                  f"{str(err)[:200]})") from err
-
-
 def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = None,
                        num_classes: Optional[int] = None,
                        dataset: Optional[CocoPanoptic] = None) -> DETRPanoptic:
@@ -159,7 +146,7 @@ def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = No
     With ``dataset``, the file's classes are checked against the dataset's first
     (:func:`check_categories`), and ``num_classes`` comes from it.
     """
-    loaded = _read_training_file(checkpoint)
+    loaded = read_checkpoint_file(checkpoint)  # clear errors for missing, empty or pickled files
     source = os.fspath(checkpoint)
     saved = loaded.get("config") if isinstance(loaded, dict) else None
     if dataset is not None:
@@ -176,22 +163,7 @@ def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = No
     else:
         overrides = {} if num_classes is None else {"num_classes": num_classes}
         model = build_model(config or DEFAULT_CONFIG, **overrides)
-    return _load_weights(model, loaded, source).eval()
-
-
-def _load_weights(model: DETRPanoptic, loaded, source: str) -> DETRPanoptic:
-    """``hub.load_checkpoint``, except that a state dict with batch-norm counters
-    (``num_batches_tracked``, present when the batch norm was trained) loads too: hub's key
-    comparison ignores those counters in the file but not in the model."""
-    state_dict = loaded["model"] if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict) else loaded
-    if any(k.endswith("num_batches_tracked") for k in state_dict):
-        try:
-            model.load_state_dict(state_dict, strict=True)
-            return model
-        except RuntimeError as err:
-            problems = compare_state_dict(model.state_dict(), state_dict)
-            raise CheckpointError(f"{source} does not fit this model:\n{problems or err}") from err
-    return load_checkpoint(model, state_dict, source=source)
+    return load_checkpoint(model, loaded, source=source).eval()  # NaN refused, DDP prefix removed
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 import torch
 
 from .detr import DETRPanoptic
-from .merge import KEEP_THRESHOLD, IsThing, PanopticResult, merge_image, select_queries
+from .merge import (KEEP_THRESHOLD, IsThing, PanopticResult, _check_finite_logits, _check_sizes,
+                    check_merge_options, merge_image, select_queries)
 
 
 @torch.inference_mode()
@@ -33,13 +34,25 @@ def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
             stuff_merge: str = "union") -> list[PanopticResult]:
     """Images (a list of normalised 3xHxW tensors) -> one PanopticResult per image.
 
-    Arguments as in ``merge_panoptic``; ``target_sizes`` defaults to the input sizes.
+    Arguments as in ``merge_panoptic``; ``target_sizes`` defaults to the input sizes. The model
+    must be in eval mode (``model.eval()``, as build_model returns it): in training mode dropout
+    is on and trained batch norm uses each batch's statistics, so the segments would depend on
+    chance and on the other images of the batch.
 
     Explained in ``book/05_argmax_merge.ipynb``.
     """
+    if not isinstance(model, DETRPanoptic):
+        raise TypeError(f"segment needs a DETRPanoptic (from build_model(...)), got {type(model).__name__}")
+    if model.training:
+        raise ValueError("the model is in training mode (dropout on, batch norm using the batch's "
+                         "statistics): call model.eval() first (evaluate() does it and restores the mode)")
+    threshold = check_merge_options(threshold, is_thing, stuff_merge)
     batch = model.detr.batch(images)
+    if target_sizes is not None:
+        target_sizes = _check_sizes(target_sizes, "target_sizes", len(batch.sizes))
     state = model.detr.encode_decode(batch)
     logits = state["logits"][-1]                                       # (B, N, C+1)
+    _check_finite_logits(logits)
     box_embeddings = state["hs"][-1]                                   # (B, N, d)
     res5_mask = state["masks"]["res5"]                                 # (B, H/32, W/32)
 

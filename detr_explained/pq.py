@@ -81,6 +81,11 @@ class PQResult:
 def _as_ids(panoptic: np.ndarray) -> np.ndarray:
     """An (H, W) id map, or an (H, W, 3) PNG colour array converted to one."""
     panoptic = np.asarray(panoptic)
+    if panoptic.dtype == object or not (np.issubdtype(panoptic.dtype, np.number) or panoptic.dtype == bool):
+        raise TypeError(f"expected an id map of whole numbers, got an array of {panoptic.dtype}")
+    if np.issubdtype(panoptic.dtype, np.floating) and not np.array_equal(panoptic, np.round(panoptic)):
+        raise ValueError("the id map holds fractional values: segment ids are whole numbers (read the "
+                         "PNG with rgb2id, or pass an integer array)")
     if panoptic.ndim == 3:
         return rgb2id(panoptic)                                                   # (H, W)
     if panoptic.ndim != 2:
@@ -93,8 +98,15 @@ def _segments_by_id(ids: np.ndarray, segments: Sequence[dict], categories: dict,
     map and the list agree."""
     labels, counts = np.unique(ids, return_counts=True)
     areas = dict(zip(labels.tolist(), counts.tolist()))
+    if isinstance(segments, (str, bytes, dict)) or not isinstance(segments, Sequence):
+        raise TypeError(f"{where}: segments_info must be a list of dicts, got {type(segments).__name__}")
     by_id = {}
-    for seg in segments:
+    for k, seg in enumerate(segments):
+        if not isinstance(seg, dict) or "id" not in seg or "category_id" not in seg:
+            raise ValueError(f"{where}: segments_info[{k}] must be a dict with 'id' and 'category_id', got {seg!r:.80}")
+        if seg["id"] in by_id:
+            raise ValueError(f"{where}: segment id {seg['id']} is in segments_info twice; each segment "
+                             "needs its own id")
         if seg["category_id"] not in categories:
             raise ValueError(f"{where}: segment {seg['id']} has unknown category_id {seg['category_id']}")
         if seg["id"] == VOID_ID:
@@ -114,8 +126,12 @@ def mask_iou(masks, other) -> torch.Tensor:
     that PQ thresholds at 0.5, for pairing predictions with ground truth by hand
     (``book/03_attention_maps.ipynb``, ``book/04_mask_head.ipynb``, ``book/05_argmax_merge.ipynb``).
     """
-    a = torch.as_tensor(masks).bool().flatten(1).float()      # (K, H*W)
-    b = torch.as_tensor(other).bool().flatten(1).float()      # (S, H*W)
+    a, b = torch.as_tensor(masks), torch.as_tensor(other)
+    if a.dim() < 2 or b.dim() < 2:
+        raise ValueError(f"expected stacks of masks (K, H, W) and (S, H, W), got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}; add a leading dimension for a single mask: mask[None]")
+    a = a.bool().flatten(1).float()                            # (K, H*W)
+    b = b.bool().flatten(1).float()                            # (S, H*W)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"masks of {a.shape[1]} and {b.shape[1]} pixels: both need the same (H, W)")
     inter = a @ b.T                                            # (K, S) pixel counts, exact in float32
@@ -189,6 +205,12 @@ def pq_stats_single(gt_ids: np.ndarray, gt_segments: Sequence[dict], pred_ids: n
 def _category_dict(categories: Union[Sequence[dict], dict]) -> dict[int, dict]:
     if isinstance(categories, dict):
         return categories
+    if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
+        raise TypeError(f"categories must be a list of COCO category dicts (id, isthing) or a dict keyed by "
+                        f"id, got {type(categories).__name__}")
+    bad = [c for c in categories if not isinstance(c, dict) or "id" not in c]
+    if bad:
+        raise ValueError(f"every category needs an 'id' (and 'isthing'), got {bad[0]!r:.80}")
     return {c["id"]: c for c in categories}
 
 
@@ -198,6 +220,10 @@ def summarize(stats: dict[int, CategoryStat], categories: Union[Sequence[dict], 
     Explained in ``book/07_train_it_yourself.ipynb``.
     """
     categories = _category_dict(categories)
+    unknown = sorted(set(stats) - set(categories))
+    if unknown:
+        raise ValueError(f"stats for category id(s) {unknown}, which are not among the categories "
+                         f"{sorted(categories)}: pass the categories the stats were counted with")
     per_class = {}
     for category_id, s in sorted(stats.items()):
         denominator = s.tp + 0.5 * s.fp + 0.5 * s.fn
@@ -226,7 +252,11 @@ def pq_compute(pairs: Iterable[tuple[tuple[np.ndarray, Sequence[dict]], tuple[np
     :func:`pq_stats_single`. Counts are summed over images before PQ is computed.
     """
     total: dict[int, CategoryStat] = {}
-    for k, ((gt_ids, gt_segments), (pred_ids, pred_segments)) in enumerate(pairs):
+    for k, pair in enumerate(pairs):
+        try:
+            (gt_ids, gt_segments), (pred_ids, pred_segments) = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"pairs[{k}] must be ((gt_ids, gt_segments), (pred_ids, pred_segments))") from None
         for category_id, s in pq_stats_single(gt_ids, gt_segments, pred_ids, pred_segments,
                                               categories, name=f"image {k}").items():
             total.setdefault(category_id, CategoryStat()).add(s)
@@ -241,12 +271,16 @@ def pq_compute_files(gt_json: str, gt_dir: str, pred_json: str, pred_dir: str) -
 
     Explained in ``book/07_train_it_yourself.ipynb``.
     """
-    with open(gt_json) as f:
-        gt_data = json.load(f)
-    with open(pred_json) as f:
-        pred_data = json.load(f)
+    gt_data = _read_panoptic_json(gt_json, ("annotations", "categories"))
+    pred_data = _read_panoptic_json(pred_json, ("annotations",))
     categories = _category_dict(gt_data["categories"])
-    predictions = {ann["image_id"]: ann for ann in pred_data["annotations"]}
+    predictions = {}
+    for ann in pred_data["annotations"]:
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            raise ValueError(f"{pred_json!r}: every annotation needs an 'image_id', got {ann!r:.80}")
+        if ann["image_id"] in predictions:
+            raise ValueError(f"{pred_json!r} has two predictions for image_id {ann['image_id']}: give one per image")
+        predictions[ann["image_id"]] = ann
 
     def read(folder: str, ann: dict) -> np.ndarray:
         path = os.path.join(folder, ann["file_name"])
@@ -257,6 +291,9 @@ def pq_compute_files(gt_json: str, gt_dir: str, pred_json: str, pred_dir: str) -
 
     def pairs():
         for gt_ann in gt_data["annotations"]:
+            if not isinstance(gt_ann, dict) or not {"image_id", "file_name", "segments_info"} <= set(gt_ann):
+                raise ValueError(f"{gt_json!r}: every annotation needs image_id, file_name and segments_info, "
+                                 f"got {gt_ann!r:.80}")
             if gt_ann["image_id"] not in predictions:
                 raise ValueError(f"{pred_json!r} has no prediction for image_id {gt_ann['image_id']}")
             pred_ann = predictions[gt_ann["image_id"]]
@@ -264,6 +301,21 @@ def pq_compute_files(gt_json: str, gt_dir: str, pred_json: str, pred_dir: str) -
                    (read(pred_dir, pred_ann), pred_ann["segments_info"]))
 
     return pq_compute(pairs(), categories)
+
+
+def _read_panoptic_json(path: str, keys: Sequence[str]) -> dict:
+    """A COCO panoptic JSON file, after checking that it has ``keys``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no JSON file at {path!r}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path!r} is not valid JSON ({err})") from err
+    missing = [key for key in keys if not isinstance(data, dict) or not isinstance(data.get(key), list)]
+    if missing:
+        raise ValueError(f"{path!r} is not a COCO panoptic JSON: it has no {missing} list(s)")
+    return data
 
 
 def format_pq_table(result: PQResult, categories: Union[Sequence[dict], dict, None] = None) -> str:

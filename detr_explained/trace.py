@@ -6,7 +6,7 @@ from a trace, so every number on the page comes from the computation itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 
@@ -82,7 +82,14 @@ class DETRTrace:
 
 @torch.inference_mode()
 def trace(model: DETRPanoptic, images: Sequence[torch.Tensor] | ImageBatch) -> DETRTrace:
-    """Run ``model`` once on ``images`` and keep every intermediate (``book/01_backbone.ipynb``)."""
+    """Run ``model`` once on ``images`` and keep every intermediate (``book/01_backbone.ipynb``).
+
+    ``images``: a list of normalised 3xHxW tensors (``prepare_image``) or an ImageBatch, in the
+    model's dtype and on its device.
+    """
+    if not isinstance(model, DETRPanoptic):
+        raise TypeError(f"trace needs a DETRPanoptic (from build_model(...)), got {type(model).__name__}; "
+                        "a box-only DETR has no masks to trace")
     recorder: dict = {}
     model(images, recorder=recorder)
     batch: ImageBatch = recorder["batch"]

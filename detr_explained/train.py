@@ -66,12 +66,12 @@ from .coco_panoptic import CocoPanoptic, collate, open_dataset
 from .config import CONFIGS, get_config
 from .detr import DETRPanoptic
 from .evaluate import DEFAULT_CONFIG, check_categories, evaluate
-from .hub import build_model
+from .hub import build_model, load_checkpoint
 from .losses import SetCriterion
 from .matcher import NonFiniteCostError
 from .merge import KEEP_THRESHOLD
 from .pq import PQResult, format_pq_table
-from .runs import CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, RUN_FILES, RunFolder, resume_command
+from .runs import CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, RUN_FILES, RunFolder, resume_command  # noqa: F401
 from .threads import ThreadGovernor, parse_threads
 
 # The official optimiser settings (DETR's main.py): AdamW, 1e-4 for the transformer and heads,
@@ -671,7 +671,7 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
     step, train_seconds = 0, 0.0
     torch.manual_seed(args.seed + dist_info.rank)  # dropout draws differ between processes
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
+        load_checkpoint(model, resumed["model"], source=os.path.join(args.out, CHECKPOINT_FILE))  # NaN refused
         optimizer.load_state_dict(resumed["optimizer"])
         step, train_seconds = resumed["step"], resumed["train_seconds"]
         if len(resumed["rng"]) == dist_info.world_size:

@@ -7,7 +7,8 @@
 
 Writes detr_explained/weights/detr-tiny-synthetic.pth (RUN_DIR/model.pth, float16), and beside it
 detr-tiny-synthetic.json (the commands, the saved training options, the steps, the measured
-training time, the size, and the PQ of the shipped file on VAL_DIR, evaluated here through
+training time, the size, the file's SHA-256, which build_model(..., pretrained=True) checks the
+file against, and the PQ of the shipped file on VAL_DIR, evaluated here through
 build_model(..., pretrained=True)) and README.md (the same, for people). book/07_train_it_yourself
 prints the record and checks that its PQ is reproduced; tests/test_trained_model.py checks a
 cheaper version of it.
@@ -22,7 +23,8 @@ import torch
 
 from detr_explained.coco_panoptic import open_dataset
 from detr_explained.evaluate import evaluate
-from detr_explained.hub import WEIGHTS_DIR, build_model
+from detr_explained.hub import (WEIGHTS_DIR, CheckpointError, build_model, check_finite, file_sha256,
+                                read_checkpoint)
 from detr_explained.pq import format_pq_table
 
 NAME = "detr-tiny-synthetic"
@@ -45,10 +47,15 @@ def main(argv=None) -> None:
                         help="how long the data commands took, measured on the same machine")
     args = parser.parse_args(argv)
 
-    checkpoint = torch.load(os.path.join(args.run_dir, "checkpoint.pth"), map_location="cpu", weights_only=False)
+    source = os.path.join(args.run_dir, "model.pth")
+    checkpoint = _read_run(args.run_dir, source)
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
     target = os.path.join(WEIGHTS_DIR, f"{NAME}.pth")
-    shutil.copyfile(os.path.join(args.run_dir, "model.pth"), target)
+    record_path = os.path.join(WEIGHTS_DIR, f"{NAME}.json")
+    shutil.copyfile(source, target)
+    sha256 = file_sha256(target)
+    # build_model(pretrained=True) checks the file against the record's hash: record it first
+    _write_json(record_path, dict(_read_json(record_path), name=NAME, sha256=sha256))
 
     model = build_model(NAME, pretrained=True)  # the shipped file, loaded as readers load it
     val_set = open_dataset(args.val_data)
@@ -62,6 +69,7 @@ def main(argv=None) -> None:
         "name": NAME,
         "weights_file": f"detr_explained/weights/{NAME}.pth",
         "weights_megabytes": round(os.path.getsize(target) / 1e6, 2),
+        "sha256": sha256,
         "parameters": sum(p.numel() for p in model.parameters()),
         "data_commands": args.data_command,
         "command": args.command,
@@ -81,9 +89,7 @@ def main(argv=None) -> None:
         "pq_during_training": [{k: r[k] for k in ("step", "train_seconds", "pq_all", "pq_things", "pq_stuff")}
                                for r in evaluations],
     }
-    with open(os.path.join(WEIGHTS_DIR, f"{NAME}.json"), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-        handle.write("\n")
+    _write_json(record_path, record)
     commands = "\n".join(args.data_command + [args.command])
     data_time = ("" if args.data_minutes is None else
                  f"Writing the data took {args.data_minutes:.1f} minutes more on the same machine.")
@@ -95,6 +101,8 @@ def main(argv=None) -> None:
 parameters, {record['weights_megabytes']} MB) trained from scratch on synthetic scenes. Load it with
 `build_model("{NAME}", pretrained=True)`. `{NAME}.json` is the machine-readable record
 of this page; `book/07_train_it_yourself.ipynb` prints it and reproduces the PQ below.
+Its SHA-256 is `{sha256}`; `build_model` refuses a file with another one (restore it with
+`git checkout -- detr_explained/weights` in a clone, or reinstall the package).
 
 ## How it was made
 
@@ -121,6 +129,41 @@ Reproduce: `{record['evaluation']}`.
     with open(os.path.join(WEIGHTS_DIR, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(readme)
     print(f"wrote {target}, {NAME}.json and README.md in {WEIGHTS_DIR}", file=sys.stderr)
+
+
+def _read_run(run_dir: str, model_file: str) -> dict:
+    """RUN_DIR/checkpoint.pth (read as weights only: tensors and plain values), after checking that
+    the run's three files are there and that model.pth holds float16 weights without NaN."""
+    needed = [os.path.join(run_dir, f) for f in ("checkpoint.pth", "model.pth", "log.jsonl")]
+    missing = [f for f in needed if not os.path.isfile(f)]
+    if missing:
+        sys.exit(f"error: {run_dir} is not a finished training run: {missing} missing "
+                 "(give the --out folder of python -m detr_explained.train)")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(needed[0], map_location="cpu", weights_only=True)
+    try:
+        state_dict = read_checkpoint(model_file)
+        check_finite(state_dict, model_file)
+    except CheckpointError as err:
+        sys.exit(f"error: {err}")
+    dtypes = {str(v.dtype) for v in state_dict.values() if v.is_floating_point()}
+    if dtypes != {"torch.float16"}:
+        sys.exit(f"error: {model_file} holds {sorted(dtypes)} weights; the package ships float16 "
+                 "(train with --model-dtype float16, the default)")
+    return checkpoint
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _write_json(path: str, record: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+        handle.write("\n")
 
 
 if __name__ == "__main__":

@@ -309,3 +309,28 @@ def test_training_gives_back_the_thread_count_it_found(data_dir, tmp_path):
     before = torch.get_num_threads()
     run_train(data_dir, tmp_path / "run", "--steps", 1)  # --threads 1
     assert torch.get_num_threads() == before
+
+
+def test_nan_weights_are_refused_at_evaluate_and_resume(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    run_train(data_dir, out, "--steps", 1)
+    for name in (runs.MODEL_FILE, runs.CHECKPOINT_FILE):
+        saved = torch.load(out / name, weights_only=True)
+        saved["model"]["detr.class_embed.bias"][0] = float("nan")
+        torch.save(saved, out / name)
+    err = fails_with(capsys, evaluate.main, ["--data", data_dir, "--checkpoint", str(out / runs.MODEL_FILE)])
+    assert "detr.class_embed.bias" in err
+    err = fails_with(capsys, run_train, data_dir, out, "--steps", 2, "--resume")
+    assert "detr.class_embed.bias" in err
+    assert train.load_training_checkpoint(out)["step"] == 1  # the refused resume changed nothing
+
+
+def test_a_checkpoint_saved_from_ddp_evaluates(data_dir, tmp_path, capsys):
+    """Every key with DistributedDataParallel's 'module.' prefix: recognised and loaded."""
+    out = tmp_path / "run"
+    run_train(data_dir, out, "--steps", 1)
+    saved = torch.load(out / runs.MODEL_FILE, weights_only=True)
+    saved["model"] = {f"module.{k}": v for k, v in saved["model"].items()}
+    torch.save(saved, tmp_path / "ddp.pth")
+    evaluate.main(["--data", data_dir, "--checkpoint", str(tmp_path / "ddp.pth"), "--num-images", "1"])
+    assert "PQ" in capsys.readouterr().out

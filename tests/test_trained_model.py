@@ -5,9 +5,10 @@ import os
 import pytest
 import torch
 
-from detr_explained import build_model, hub, synthetic
+from detr_explained import build_model, hub, inference, synthetic
 from detr_explained.coco_panoptic import open_dataset
 from detr_explained.evaluate import evaluate
+from detr_explained.merge import select_queries
 
 NAME = "detr-tiny-synthetic"
 # The first scenes of the 200 held-out ones the record's PQ is measured on (seed 1, 128 px; a
@@ -79,8 +80,14 @@ def test_the_bar_fails_when_two_classes_are_swapped(shipped, held_out):
     assert scores["All"] < MIN_PQ["All"] and scores["Things"] < MIN_PQ["Things"], scores
 
 
-def test_the_bar_fails_when_the_merge_keeps_nothing(shipped, held_out):
-    scores = pq(evaluate(shipped, held_out, threshold=1.0))
+def test_the_bar_fails_when_the_merge_keeps_nothing(shipped, held_out, monkeypatch):
+    """A merge broken so that no query passes (the threshold itself must be below 1)."""
+    def keep_none(logits, threshold):
+        scores, labels, kept = select_queries(logits, threshold)
+        return scores, labels, kept[:0]                               # (0,): nothing kept
+
+    monkeypatch.setattr(inference, "select_queries", keep_none)
+    scores = pq(evaluate(shipped, held_out))
     assert scores["All"] < MIN_PQ["All"], scores
 
 
