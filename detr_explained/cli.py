@@ -63,54 +63,32 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
 # argparse types: a bad number is refused when the options are parsed, with its name and range
 # ----------------------------------------------------------------------------------------------
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1 (``book/07_train_it_yourself.ipynb``)."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number (give 1 or more)")
-    return value
+def _bounded(kind: type, accepts, problem: str, name: str, doc: str):
+    """An argparse type: ``kind(text)``, refused with "TEXT PROBLEM" unless ``accepts(value)``."""
+    def parse(text: str):
+        value = _number(text, kind)
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"{text} {problem}")
+        return value
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"An argparse type: {doc} (``book/07_train_it_yourself.ipynb``)."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer of at least 0 (``book/07_train_it_yourself.ipynb``)."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative (give 0 or more)")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above 0 (``book/07_train_it_yourself.ipynb``)."""
-    value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number of at least 0 (``book/07_train_it_yourself.ipynb``)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative (give 0 or more)")
-    return value
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number from 0 to 1 (``book/07_train_it_yourself.ipynb``)."""
-    value = _number(text, float)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability: give a number from 0 to 1")
-    return value
-
-
-def score_threshold(text: str) -> float:
-    """An argparse type: a class-score threshold, from 0 up to but not including 1 (a softmax
-    probability is never above 1, so 1 or more would keep no query) (``book/05_argmax_merge.ipynb``)."""
-    value = _number(text, float)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not a score threshold: give a number from 0 up to (not including) 1, e.g. 0.85")
-    return value
+positive_int = _bounded(int, lambda v: v >= 1, "is not a positive whole number (give 1 or more)",
+                        "positive_int", "an integer of at least 1")
+non_negative_int = _bounded(int, lambda v: v >= 0, "is negative (give 0 or more)",
+                            "non_negative_int", "an integer of at least 0")
+positive_float = _bounded(float, lambda v: v > 0, "is not a positive number",
+                          "positive_float", "a finite number above 0")
+non_negative_float = _bounded(float, lambda v: v >= 0, "is negative (give 0 or more)",
+                              "non_negative_float", "a finite number of at least 0")
+probability = _bounded(float, lambda v: 0 <= v <= 1, "is not a probability: give a number from 0 to 1",
+                       "probability", "a number from 0 to 1")
+# A softmax probability is never above 1, so a threshold of 1 or more would keep no query.
+score_threshold = _bounded(float, lambda v: 0 <= v < 1,
+                           "is not a score threshold: give a number from 0 up to (not including) 1, e.g. 0.85",
+                           "score_threshold", "a class-score threshold, from 0 up to but not including 1")
 
 
 def _number(text: str, kind: type):

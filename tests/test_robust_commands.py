@@ -21,14 +21,8 @@ from detr_explained.synthetic import write_dataset
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("robust_data")
-    write_dataset(str(root), num_images=8, seed=0, min_side=64, max_side=96)
-    return str(root)
-
-
 def train_args(data_dir, out, *extra):
+    """The training command on conftest's ``data_dir``, one thread, no evaluation."""
     return ["--data", data_dir, "--out", str(out), "--batch-size", "4", "--val-size", "0",
             "--threads", "1", "--progress", "lines", *map(str, extra)]
 

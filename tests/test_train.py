@@ -12,17 +12,9 @@ from detr_explained import train
 from detr_explained.coco_panoptic import collate, open_dataset
 from detr_explained.evaluate import load_trained_model
 from detr_explained.losses import SetCriterion
-from detr_explained.synthetic import NUM_CLASSES, write_dataset
+from detr_explained.synthetic import NUM_CLASSES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """8 small synthetic scenes: enough for a few steps, quick to read."""
-    root = tmp_path_factory.mktemp("synthetic")
-    write_dataset(str(root), num_images=8, seed=0, min_side=64, max_side=96)
-    return str(root)
 
 
 def run(data_dir, out, *extra):
