@@ -20,6 +20,8 @@ from typing import Callable, Optional, Sequence
 USER_ERRORS = (ValueError, OSError)
 
 EXIT_USAGE = 2
+# Exit status after Ctrl-C: 128 + SIGINT, as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -49,6 +51,10 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
     args = parser.parse_args(argv)
     try:
         return body(args)
+    except KeyboardInterrupt:
+        if getattr(args, "traceback", False):
+            raise
+        parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted (Ctrl-C)\n")
     except USER_ERRORS as err:
         if getattr(args, "traceback", False):
             raise

@@ -328,3 +328,19 @@ def test_a_checkpoint_saved_from_ddp_evaluates(data_dir, tmp_path, capsys):
     torch.save(saved, tmp_path / "ddp.pth")
     evaluate.main(["--data", data_dir, "--checkpoint", str(tmp_path / "ddp.pth"), "--num-images", "1"])
     assert "PQ" in capsys.readouterr().out
+
+
+def test_ctrl_c_in_evaluate_is_one_line_and_status_130(data_dir, tmp_path):
+    """evaluate writes nothing, so Ctrl-C simply stops it: one line, no traceback."""
+    out = tmp_path / "run"
+    run_train(data_dir, out, "--steps", 1)
+    env = {**os.environ, "PYTHONPATH": REPO}
+    code = ("import signal, detr_explained.evaluate as e\n"
+            "def interrupted(*a, **k):\n"
+            "    signal.raise_signal(signal.SIGINT)\n"
+            "e.evaluate = interrupted\n"
+            f"e.main(['--data', {data_dir!r}, '--checkpoint', {str(out / runs.MODEL_FILE)!r}])\n")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 130
+    assert "interrupted (Ctrl-C)" in completed.stderr and "Traceback" not in completed.stderr
