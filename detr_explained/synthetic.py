@@ -583,7 +583,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m detr_explained.synthetic OUT_DIR --num-images N --seed S``
     (``book/07_train_it_yourself.ipynb``). A wrong option or a folder that cannot be written
     ends the command with one ``error: ...`` line and exit status 2 (``--traceback`` for more)."""
-    parser = argparse.ArgumentParser(
+    parser = cli.CommandParser(
         prog="python -m detr_explained.synthetic",
         description="Write a synthetic panoptic dataset in the COCO panoptic format.")
     parser.add_argument("out_dir", help="folder to write images/, panoptic/ and panoptic.json in")
