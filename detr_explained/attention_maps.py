@@ -33,13 +33,7 @@ class BoxAttentionMaps(nn.Module):
 
     def __init__(self, query_dim: int = 256, hidden_dim: int = 256, num_heads: int = 8, dropout: float = 0.0):
         super().__init__()
-        for name, value in (("query_dim", query_dim), ("hidden_dim", hidden_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be from 0 up to (not including) 1, got {dropout!r}")
-        if hidden_dim % num_heads:
-            raise ValueError(f"hidden_dim {hidden_dim} must be divisible by num_heads {num_heads}")
+        _check_sizes(query_dim, hidden_dim, num_heads, dropout)
         self.num_heads = num_heads
         self.head_dim = hidden_dim // num_heads
         # dot products of head_dim-channel vectors are scaled back to unit variance
@@ -55,7 +49,7 @@ class BoxAttentionMaps(nn.Module):
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """queries (B, N, d) box embeddings; memory (B, d, h, w) encoded image; mask (B, h, w)
         True at padding. Returns (B, N, M, h, w): summed over (M, h, w) each query gives 1."""
-        self._check_inputs(queries, memory, mask)
+        _check_inputs(self.q_linear.in_features, queries, memory, mask)
         q = self.q_linear(queries)                                     # (B, N, d)
         k = F.conv2d(memory, self.k_linear.weight[:, :, None, None],
                      self.k_linear.bias)                               # (B, d, h, w): Linear per cell
@@ -69,19 +63,29 @@ class BoxAttentionMaps(nn.Module):
         weights = F.softmax(scores.flatten(2), dim=-1)                 # (B, N, M*h*w): one softmax per query
         return self.dropout(weights.view(scores.shape))                # (B, N, M, h, w)
 
-    def _check_inputs(self, queries, memory, mask) -> None:
-        """Shapes that fit: queries (B, N, d_in), memory (B, d_in, h, w), mask (B, h, w) bool."""
-        width = self.q_linear.in_features
-        if not (isinstance(queries, torch.Tensor) and queries.dim() == 3 and queries.shape[-1] == width):
-            raise ValueError(f"queries must be box embeddings (B, N, {width}), got {_shape(queries)}")
-        batch = queries.shape[0]
-        if not (isinstance(memory, torch.Tensor) and memory.dim() == 4 and memory.shape[:2] == (batch, width)):
-            raise ValueError(f"memory must be the encoded image ({batch}, {width}, h, w) for these queries, "
-                             f"got {_shape(memory)}")
-        expected = (batch, *memory.shape[-2:])
-        if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
-                                     and tuple(mask.shape) == expected):
-            raise ValueError(f"mask must be a bool padding mask {expected} (True at padding), got {_shape(mask)}")
+
+def _check_sizes(query_dim, hidden_dim, num_heads, dropout) -> None:
+    for name, value in (("query_dim", query_dim), ("hidden_dim", hidden_dim), ("num_heads", num_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be from 0 up to (not including) 1, got {dropout!r}")
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim {hidden_dim} must be divisible by num_heads {num_heads}")
+
+
+def _check_inputs(width: int, queries, memory, mask) -> None:
+    """Shapes that fit: queries (B, N, width), memory (B, width, h, w), mask (B, h, w) bool."""
+    if not (isinstance(queries, torch.Tensor) and queries.dim() == 3 and queries.shape[-1] == width):
+        raise ValueError(f"queries must be box embeddings (B, N, {width}), got {_shape(queries)}")
+    batch = queries.shape[0]
+    if not (isinstance(memory, torch.Tensor) and memory.dim() == 4 and memory.shape[:2] == (batch, width)):
+        raise ValueError(f"memory must be the encoded image ({batch}, {width}, h, w) for these queries, "
+                         f"got {_shape(memory)}")
+    expected = (batch, *memory.shape[-2:])
+    if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
+                                 and tuple(mask.shape) == expected):
+        raise ValueError(f"mask must be a bool padding mask {expected} (True at padding), got {_shape(mask)}")
 
 
 def _shape(value) -> str:

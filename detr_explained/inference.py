@@ -41,12 +41,7 @@ def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
 
     Explained in ``book/05_argmax_merge.ipynb``.
     """
-    if not isinstance(model, DETRPanoptic):
-        raise TypeError(f"segment needs a DETRPanoptic (from build_model(...)), got {type(model).__name__}")
-    if model.training:
-        raise ValueError("the model is in training mode (dropout on, batch norm using the batch's "
-                         "statistics): call model.eval() first (evaluate() does it and restores the mode)")
-    threshold = check_merge_options(threshold, is_thing, stuff_merge)
+    threshold = _check_arguments(model, threshold, is_thing, stuff_merge)
     batch = model.detr.batch(images)
     if target_sizes is not None:
         target_sizes = _check_sizes(target_sizes, "target_sizes", len(batch.sizes))
@@ -79,3 +74,13 @@ def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
         results.append(merge_image(masks, scores, labels, kept, batch.sizes[b], padded,
                                    target_sizes[b], is_thing, stuff_merge))
     return results
+
+
+def _check_arguments(model, threshold, is_thing, stuff_merge) -> float:
+    """A DETRPanoptic in eval mode and valid merge options; returns the threshold as a float."""
+    if not isinstance(model, DETRPanoptic):
+        raise TypeError(f"segment needs a DETRPanoptic (from build_model(...)), got {type(model).__name__}")
+    if model.training:
+        raise ValueError("the model is in training mode (dropout on, batch norm using the batch's "
+                         "statistics): call model.eval() first (evaluate() does it and restores the mode)")
+    return check_merge_options(threshold, is_thing, stuff_merge)

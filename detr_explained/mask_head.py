@@ -60,12 +60,7 @@ class MaskHead(nn.Module):
     def __init__(self, hidden_dim: int = 256, nheads: int = 8,
                  fpn_dims: Sequence[int] = (1024, 512, 256), groups: int = 8):
         super().__init__()
-        for name, value in (("hidden_dim", hidden_dim), ("nheads", nheads), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if len(fpn_dims) != len(SKIPS):
-            raise ValueError(f"fpn_dims must give the channels of {', '.join(SKIPS)} ({len(SKIPS)} numbers), "
-                             f"got {tuple(fpn_dims)}")
+        _check_sizes(hidden_dim, nheads, fpn_dims, groups)
         dim = hidden_dim + nheads
         # widths: d+M, then d/2, d/4, d/8, d/16 as the maps get 2x larger at each skip
         widths = [dim, hidden_dim // 2, hidden_dim // 4, hidden_dim // 8, hidden_dim // 16]
@@ -99,9 +94,7 @@ class MaskHead(nn.Module):
                 recorder: Optional[dict] = None) -> torch.Tensor:
         """src_proj (B, d, h, w); bbox_mask (B, N, M, h, w); fpns [Res4, Res3, Res2].
         Returns mask logits (B*N, 1, H/4, W/4), batch-major (image 0's N queries first)."""
-        self._check_inputs(src_proj, bbox_mask, fpns, 5)
-        if bbox_mask.shape[0] != src_proj.shape[0]:
-            raise ValueError(f"bbox_mask has {bbox_mask.shape[0]} images but src_proj {src_proj.shape[0]}")
+        _check_inputs(self, src_proj, bbox_mask, fpns)
         n = bbox_mask.shape[1]
         context = src_proj.repeat_interleave(n, dim=0)                # (B*N, d, h, w): same for each query
         x = torch.cat([context, bbox_mask.flatten(0, 1)], dim=1)      # (B*N, d+M, h, w)
@@ -129,34 +122,13 @@ class MaskHead(nn.Module):
         query, which removes about a third of the head's work. Only floating-point summation
         order changes (differences around 1e-6).
         """
-        self._check_inputs(src_proj, bbox_mask, fpns, 4)
-        if not (isinstance(image_index, torch.Tensor) and image_index.dim() == 1
-                and len(image_index) == len(bbox_mask) and not image_index.is_floating_point()):
-            raise ValueError(f"image_index must be a 1-D integer tensor with one entry per query ({len(bbox_mask)})")
-        if len(image_index) and not 0 <= int(image_index.min()) <= int(image_index.max()) < src_proj.shape[0]:
-            raise ValueError(f"image_index must name images 0 to {src_proj.shape[0] - 1} of src_proj, got "
-                             f"{int(image_index.min())} to {int(image_index.max())}")
+        _check_inputs(self, src_proj, bbox_mask, fpns, image_index)
         d = self.hidden_dim
         weight = self.lay1.weight                                     # (d+M, d+M, 3, 3)
         context = F.conv2d(src_proj, weight[:, :d], self.lay1.bias, padding=1)  # (B, d+M, h, w)
         per_query = F.conv2d(bbox_mask, weight[:, d:], None, padding=1)        # (K, d+M, h, w)
         x = F.relu(self.gn1(context[image_index] + per_query))        # (K, d+M, h, w)
         return self._upsample(x, fpns, image_index, None)
-
-    def _check_inputs(self, src_proj, bbox_mask, fpns, mask_dims: int) -> None:
-        """src_proj (B, d, h, w), the maps (.., M, h, w) with d + M = lay1's input, three skips."""
-        if not (isinstance(src_proj, torch.Tensor) and src_proj.dim() == 4 and src_proj.shape[1] == self.hidden_dim):
-            raise ValueError(f"src_proj must be the projected Res5 (B, {self.hidden_dim}, h, w), "
-                             f"got {_shape(src_proj)}")
-        heads = self.lay1.in_channels - self.hidden_dim
-        maps = (heads, *src_proj.shape[-2:])                          # (M, h, w) per query
-        if not (isinstance(bbox_mask, torch.Tensor) and bbox_mask.dim() == mask_dims
-                and tuple(bbox_mask.shape[-3:]) == maps):
-            leading = "B, N" if mask_dims == 5 else "K"
-            raise ValueError(f"bbox_mask must be attention maps ({leading}, {', '.join(map(str, maps))}), "
-                             f"got {_shape(bbox_mask)}")
-        if len(fpns) != len(SKIPS):
-            raise ValueError(f"fpns must be the {len(SKIPS)} backbone features [{', '.join(SKIPS)}], got {len(fpns)}")
 
     def _upsample(self, x, fpns, image_index, stages: Optional[dict]) -> torch.Tensor:
         """lay2 .. out_lay: the FPN part shared by both forwards."""
@@ -179,6 +151,44 @@ class MaskHead(nn.Module):
         if stages is not None:
             stages["out_lay"] = x
         return x
+
+
+def _check_sizes(hidden_dim, nheads, fpn_dims, groups) -> None:
+    for name, value in (("hidden_dim", hidden_dim), ("nheads", nheads), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if len(fpn_dims) != len(SKIPS):
+        raise ValueError(f"fpn_dims must give the channels of {', '.join(SKIPS)} ({len(SKIPS)} numbers), "
+                         f"got {tuple(fpn_dims)}")
+
+
+def _check_inputs(head: MaskHead, src_proj, bbox_mask, fpns, image_index=None) -> None:
+    """src_proj (B, d, h, w); the maps (B, N, M, h, w), or (K, M, h, w) with ``image_index`` (K,)
+    naming each query's image; d + M = lay1's input; three skips."""
+    if not (isinstance(src_proj, torch.Tensor) and src_proj.dim() == 4 and src_proj.shape[1] == head.hidden_dim):
+        raise ValueError(f"src_proj must be the projected Res5 (B, {head.hidden_dim}, h, w), "
+                         f"got {_shape(src_proj)}")
+    heads = head.lay1.in_channels - head.hidden_dim
+    maps = (heads, *src_proj.shape[-2:])                              # (M, h, w) per query
+    mask_dims = 5 if image_index is None else 4
+    if not (isinstance(bbox_mask, torch.Tensor) and bbox_mask.dim() == mask_dims
+            and tuple(bbox_mask.shape[-3:]) == maps):
+        leading = "B, N" if mask_dims == 5 else "K"
+        raise ValueError(f"bbox_mask must be attention maps ({leading}, {', '.join(map(str, maps))}), "
+                         f"got {_shape(bbox_mask)}")
+    if len(fpns) != len(SKIPS):
+        raise ValueError(f"fpns must be the {len(SKIPS)} backbone features [{', '.join(SKIPS)}], got {len(fpns)}")
+    images = src_proj.shape[0]
+    if image_index is None:
+        if bbox_mask.shape[0] != images:
+            raise ValueError(f"bbox_mask has {bbox_mask.shape[0]} images but src_proj {images}")
+        return
+    if not (isinstance(image_index, torch.Tensor) and image_index.dim() == 1
+            and len(image_index) == len(bbox_mask) and not image_index.is_floating_point()):
+        raise ValueError(f"image_index must be a 1-D integer tensor with one entry per query ({len(bbox_mask)})")
+    if len(image_index) and not 0 <= int(image_index.min()) <= int(image_index.max()) < images:
+        raise ValueError(f"image_index must name images 0 to {images - 1} of src_proj, got "
+                         f"{int(image_index.min())} to {int(image_index.max())}")
 
 
 def _shape(value) -> str:

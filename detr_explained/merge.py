@@ -330,13 +330,17 @@ def select_queries(logits: torch.Tensor, threshold: float = KEEP_THRESHOLD):
     Explained in ``book/05_argmax_merge.ipynb``.
     """
     threshold = check_threshold(threshold)
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[-1] < 2:
-        raise ValueError(f"logits must be one image's class logits (N, C+1) with C >= 1, got "
-                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
+    _check_logits(logits)
     scores, labels = logits.softmax(-1).max(-1)                      # (N,), (N,)
     no_object = logits.shape[-1] - 1
     kept = torch.nonzero((labels != no_object) & (scores > threshold)).flatten()  # (K,)
     return scores, labels, kept
+
+
+def _check_logits(logits) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[-1] < 2:
+        raise ValueError(f"logits must be one image's class logits (N, C+1) with C >= 1, got "
+                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
 
 
 def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
