@@ -150,6 +150,13 @@ class ThreadGovernor:
         return self._check()
 
 
+def use_free_cores(sample_seconds: float = FIRST_SAMPLE_SECONDS) -> int:
+    """Set torch's thread count once to the cores other programs leave free, and return it
+    (``book/07_train_it_yourself.ipynb``): what a notebook calls before heavy cells. Unlike the
+    training command it does not look again later; call it again after the load changed."""
+    return ThreadGovernor().start(sample_seconds)
+
+
 def parse_threads(text: str) -> Optional[int]:
     """``--threads``: "auto" (None: adapt to the load) or a whole number of at least 1
     (``book/07_train_it_yourself.ipynb``)."""

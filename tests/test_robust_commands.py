@@ -344,3 +344,12 @@ def test_ctrl_c_in_evaluate_is_one_line_and_status_130(data_dir, tmp_path):
                                text=True, timeout=120)
     assert completed.returncode == 130
     assert "interrupted (Ctrl-C)" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_use_free_cores_sets_and_returns_a_count_within_the_cores():
+    before = torch.get_num_threads()
+    try:
+        chosen = threads.use_free_cores(sample_seconds=0.2)
+        assert 1 <= chosen <= threads.usable_cores() and torch.get_num_threads() == chosen
+    finally:
+        torch.set_num_threads(before)
