@@ -242,9 +242,6 @@ def check_options(args: argparse.Namespace) -> None:
     if args.val_data is not None and os.path.realpath(args.val_data) == os.path.realpath(args.data):
         raise cli.UsageError("--val-data is the training set itself: PQ on images the model trains on "
                              "says little; leave --val-data out to hold out the last images of --data")
-    if args.steps is not None and args.lr_drop is not None and args.lr_drop > args.steps:
-        print(f"note: --lr-drop {args.lr_drop} is after the last step ({args.steps}): "
-              "the learning rate never drops", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -731,6 +728,9 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
         return record, result
 
     threads = governor.start()
+    if dist_info.is_main and args.lr_drop is not None and args.lr_drop >= total_steps:
+        print(f"note: --lr-drop {args.lr_drop} is not before the last step ({total_steps}): "
+              "the learning rate never drops", file=sys.stderr)
     if dist_info.is_main:
         print(f"training {config_name if resumed is None else 'the resumed model'} "
               f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) on "
