@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import describe, whole_number
+
 
 class BoxAttentionMaps(nn.Module):
     """Multi-head attention weights of box embeddings (queries) over the encoded image (keys).
@@ -66,8 +68,7 @@ class BoxAttentionMaps(nn.Module):
 
 def _check_sizes(query_dim, hidden_dim, num_heads, dropout) -> None:
     for name, value in (("query_dim", query_dim), ("hidden_dim", hidden_dim), ("num_heads", num_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        whole_number(value, name)
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be from 0 up to (not including) 1, got {dropout!r}")
     if hidden_dim % num_heads:
@@ -77,19 +78,12 @@ def _check_sizes(query_dim, hidden_dim, num_heads, dropout) -> None:
 def _check_inputs(width: int, queries, memory, mask) -> None:
     """Shapes that fit: queries (B, N, width), memory (B, width, h, w), mask (B, h, w) bool."""
     if not (isinstance(queries, torch.Tensor) and queries.dim() == 3 and queries.shape[-1] == width):
-        raise ValueError(f"queries must be box embeddings (B, N, {width}), got {_shape(queries)}")
+        raise ValueError(f"queries must be box embeddings (B, N, {width}), got {describe(queries)}")
     batch = queries.shape[0]
     if not (isinstance(memory, torch.Tensor) and memory.dim() == 4 and memory.shape[:2] == (batch, width)):
         raise ValueError(f"memory must be the encoded image ({batch}, {width}, h, w) for these queries, "
-                         f"got {_shape(memory)}")
+                         f"got {describe(memory)}")
     expected = (batch, *memory.shape[-2:])
     if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
                                  and tuple(mask.shape) == expected):
-        raise ValueError(f"mask must be a bool padding mask {expected} (True at padding), got {_shape(mask)}")
-
-
-def _shape(value) -> str:
-    """A tensor's shape and dtype, or the type of something that is not a tensor, for errors."""
-    if isinstance(value, torch.Tensor):
-        return f"{tuple(value.shape)} {value.dtype}"
-    return type(value).__name__
+        raise ValueError(f"mask must be a bool padding mask {expected} (True at padding), got {describe(mask)}")

@@ -102,6 +102,13 @@ def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: in
     return pq_compute(pairs, dataset.categories)
 
 
+def category_list(categories) -> list[dict]:
+    """Categories as a model file stores them and as they are compared: ``{id, name, isthing}``
+    in id order, isthing 0 or 1 (missing: a thing) (``book/07_train_it_yourself.ipynb``)."""
+    return [{"id": int(c["id"]), "name": str(c.get("name", c["id"])), "isthing": int(bool(c.get("isthing", 1)))}
+            for c in sorted(categories, key=lambda c: c["id"])]
+
+
 def _describe_categories(categories: Sequence[dict]) -> str:
     return "[" + ", ".join(f"{c['id']}: {c.get('name', '?')}" for c in categories) + "]"
 
@@ -116,12 +123,10 @@ def check_categories(saved: Optional[Sequence[dict]], saved_num_classes: Optiona
     number of classes only. A mismatch raises ValueError naming both class lists: evaluating it
     would print a PQ that means nothing, and resuming it would train the classes under other names.
     """
-    theirs = [{"id": int(i), "name": str(c.get("name", i)), "isthing": int(bool(c.get("isthing", 1)))}
-              for i, c in sorted(dataset.categories.items())]
+    theirs = category_list(dataset.categories.values())
     where = getattr(dataset, "annotation_file", "the dataset")
     if saved is not None:
-        mine = [{"id": int(c["id"]), "name": str(c.get("name", c["id"])), "isthing": int(bool(c.get("isthing", 1)))}
-                for c in sorted(saved, key=lambda c: c["id"])]
+        mine = category_list(saved)
         if mine != theirs:
             raise ValueError(
                 f"{source}: {what} was trained on the categories {_describe_categories(mine)}, but {where} "

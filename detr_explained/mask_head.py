@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import describe, whole_number
+
 
 # The backbone levels the head adds back, from coarse to fine.
 SKIPS = ("res4", "res3", "res2")
@@ -155,8 +157,7 @@ class MaskHead(nn.Module):
 
 def _check_sizes(hidden_dim, nheads, fpn_dims, groups) -> None:
     for name, value in (("hidden_dim", hidden_dim), ("nheads", nheads), ("groups", groups)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        whole_number(value, name)
     if len(fpn_dims) != len(SKIPS):
         raise ValueError(f"fpn_dims must give the channels of {', '.join(SKIPS)} ({len(SKIPS)} numbers), "
                          f"got {tuple(fpn_dims)}")
@@ -167,7 +168,7 @@ def _check_inputs(head: MaskHead, src_proj, bbox_mask, fpns, image_index=None) -
     naming each query's image; d + M = lay1's input; three skips."""
     if not (isinstance(src_proj, torch.Tensor) and src_proj.dim() == 4 and src_proj.shape[1] == head.hidden_dim):
         raise ValueError(f"src_proj must be the projected Res5 (B, {head.hidden_dim}, h, w), "
-                         f"got {_shape(src_proj)}")
+                         f"got {describe(src_proj)}")
     heads = head.lay1.in_channels - head.hidden_dim
     maps = (heads, *src_proj.shape[-2:])                              # (M, h, w) per query
     mask_dims = 5 if image_index is None else 4
@@ -175,7 +176,7 @@ def _check_inputs(head: MaskHead, src_proj, bbox_mask, fpns, image_index=None) -
             and tuple(bbox_mask.shape[-3:]) == maps):
         leading = "B, N" if mask_dims == 5 else "K"
         raise ValueError(f"bbox_mask must be attention maps ({leading}, {', '.join(map(str, maps))}), "
-                         f"got {_shape(bbox_mask)}")
+                         f"got {describe(bbox_mask)}")
     if len(fpns) != len(SKIPS):
         raise ValueError(f"fpns must be the {len(SKIPS)} backbone features [{', '.join(SKIPS)}], got {len(fpns)}")
     images = src_proj.shape[0]
@@ -189,8 +190,3 @@ def _check_inputs(head: MaskHead, src_proj, bbox_mask, fpns, image_index=None) -
     if len(image_index) and not 0 <= int(image_index.min()) <= int(image_index.max()) < images:
         raise ValueError(f"image_index must name images 0 to {images - 1} of src_proj, got "
                          f"{int(image_index.min())} to {int(image_index.max())}")
-
-
-def _shape(value) -> str:
-    """A tensor's shape, or the type of something that is not a tensor, for errors."""
-    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__

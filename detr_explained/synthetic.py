@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import operator
 import os
 import re
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from . import cli
+from .checks import whole_number
 from .coco_panoptic import PanopticPaths, default_paths, id2rgb, VOID_ID, ID_BASE
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -250,18 +250,18 @@ def make_scene(seed: int, index: int = 0, size: Optional[tuple[int, int]] = None
     ``size=(H, W)`` fixes the image size; otherwise both sides are drawn in [min_side, max_side].
     ``seed`` and ``index`` are whole numbers of at least 0, sides at least 1.
     """
-    seed = _whole(seed, "seed", 0, "any whole number from 0, e.g. 0")
-    index = _whole(index, "index", 0, "the scene's number, from 0")
+    seed = whole_number(seed, "seed", 0, "any whole number from 0, e.g. 0")
+    index = whole_number(index, "index", 0, "the scene's number, from 0")
     if size is None:
-        min_side = _whole(min_side, "min_side", 1, "the smallest image side in pixels")
-        max_side = _whole(max_side, "max_side", 1, "the largest image side in pixels")
+        min_side = whole_number(min_side, "min_side", 1, "the smallest image side in pixels")
+        max_side = whole_number(max_side, "max_side", 1, "the largest image side in pixels")
         if min_side > max_side:
             raise ValueError(f"min_side {min_side} is above max_side {max_side}: give "
                              "min_side <= max_side")
     else:
         if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
             raise TypeError(f"size must be (height, width), two whole numbers, got {size!r}")
-        size = tuple(_whole(v, name, 1, "pixels") for v, name in zip(size, ("height", "width")))
+        size = tuple(whole_number(v, name, 1, "pixels") for v, name in zip(size, ("height", "width")))
     rng = np.random.default_rng([seed, index])
     if size is None:
         height, width = (int(v) for v in rng.integers(min_side, max_side + 1, 2))
@@ -328,7 +328,7 @@ def held_out_scene(index: int = 0) -> Scene:
     """Held-out scene ``index``: never trained on, the same as image ``index + 1`` of the dataset
     ``python -m detr_explained.synthetic DIR --seed 1 --min-side 128 --max-side 128`` writes
     (``book/07_train_it_yourself.ipynb``; chapters 2 to 5 draw the trained model on one)."""
-    index = _whole(index, "index", 0, "the held-out scene's number, from 0")
+    index = whole_number(index, "index", 0, "the held-out scene's number, from 0")
     return make_scene(HELD_OUT_SEED, index, min_side=BOOK_SIDE, max_side=BOOK_SIDE)
 
 
@@ -386,12 +386,12 @@ def write_dataset(out_dir: str, num_images: int, seed: int, overwrite: bool = Fa
     written, which the next run with ``overwrite=True`` deletes.
     """
     out_dir = _path_argument(out_dir, "out_dir")
-    num_images = _whole(num_images, "num_images", 1, "how many images to write, e.g. 200")
-    seed = _whole(seed, "seed", 0, "any whole number from 0 (numpy's generator takes no negative "
+    num_images = whole_number(num_images, "num_images", 1, "how many images to write, e.g. 200")
+    seed = whole_number(seed, "seed", 0, "any whole number from 0 (numpy's generator takes no negative "
                                    "seed), e.g. 0")
-    min_side = _whole(min_side, "min_side", SMALLEST_SIDE, f"the smallest image side in pixels, "
+    min_side = whole_number(min_side, "min_side", SMALLEST_SIDE, f"the smallest image side in pixels, "
                                                            f"{SMALLEST_SIDE} to {LARGEST_SIDE}")
-    max_side = _whole(max_side, "max_side", SMALLEST_SIDE, f"the largest image side in pixels, "
+    max_side = whole_number(max_side, "max_side", SMALLEST_SIDE, f"the largest image side in pixels, "
                                                            f"{SMALLEST_SIDE} to {LARGEST_SIDE}")
     if min_side > max_side:
         raise ValueError(f"min_side (--min-side) {min_side} is above max_side (--max-side) {max_side}: "
@@ -501,16 +501,6 @@ def _path_argument(value, name: str) -> str:
     if not isinstance(path, str) or path == "":
         raise ValueError(f"{name} is empty: give the folder to write the dataset in, e.g. data/train")
     return path
-
-
-def _whole(value, name: str, minimum: int, meaning: str) -> int:
-    """``value`` as an int if it is a whole number (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise TypeError(f"{name} must be a whole number ({meaning}), got {value!r}")
-    value = operator.index(value)
-    if value < minimum:
-        raise ValueError(f"{name} is {value}; give {meaning}")
-    return value
 
 
 def _files_written_before(out_dir: str, paths: PanopticPaths, in_progress: str) -> set:

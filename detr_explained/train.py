@@ -65,7 +65,7 @@ from . import cli
 from .coco_panoptic import CocoPanoptic, collate, open_dataset
 from .config import CONFIGS, get_config
 from .detr import DETRPanoptic
-from .evaluate import DEFAULT_CONFIG, check_categories, evaluate
+from .evaluate import DEFAULT_CONFIG, category_list, check_categories, evaluate
 from .hub import build_model, load_checkpoint
 from .losses import SetCriterion
 from .matcher import NonFiniteCostError
@@ -423,8 +423,7 @@ def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.opt
 def dataset_categories(dataset: CocoPanoptic) -> list[dict]:
     """The categories a run trains on, as saved in its files: id, name and isthing, by id
     (``book/07_train_it_yourself.ipynb``)."""
-    return [{"id": int(c["id"]), "name": str(c.get("name", c["id"])), "isthing": int(bool(c.get("isthing", 1)))}
-            for _, c in sorted(dataset.categories.items())]
+    return category_list(dataset.categories.values())
 
 
 # The options a resumed run takes from its checkpoint, whatever the new command line says: they
