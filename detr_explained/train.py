@@ -58,15 +58,16 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import cli
 from .coco_panoptic import CocoPanoptic, collate, open_dataset
-from .config import CONFIGS, get_config
+from .config import CONFIGS, DETRConfig, get_config
 from .detr import DETRPanoptic
 from .evaluate import DEFAULT_CONFIG, category_list, check_categories, evaluate
-from .hub import build_model, load_checkpoint
+from .hub import build_model, check_config_overrides, load_checkpoint
 from .losses import SetCriterion
 from .matcher import NonFiniteCostError
 from .merge import KEEP_THRESHOLD
@@ -172,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--config", default=None, choices=sorted(CONFIGS), metavar="CONFIG",
                        help=f"model preset (default {DEFAULT_CONFIG}; one of {', '.join(sorted(CONFIGS))}); "
                             "num_classes always comes from the data")
+    model.add_argument("--set", dest="config_set", action="append", default=[], type=parse_config_assignment,
+                       metavar="FIELD=VALUE",
+                       help="change one field of the preset, e.g. --set dilation=true --set num_queries=30 "
+                            "(repeatable; fields: see detr_explained.DETRConfig)")
 
     length = parser.add_argument_group("how long").add_mutually_exclusive_group()
     length.add_argument("--epochs", type=cli.positive_int, default=None, help="passes over the training set (default 10)")
@@ -190,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="max gradient norm (0: no clipping)")
     optim.add_argument("--lr-drop", type=cli.positive_int, default=None,
                        help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
+    optim.add_argument("--ema", type=cli.probability, default=None, metavar="DECAY",
+                       help="also keep an exponential moving average of the weights (e.g. 0.999), "
+                            "evaluated and shipped in model.pth instead of the last step's weights")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="run directory for checkpoint.pth, model.pth, log.jsonl")
@@ -215,6 +223,38 @@ def build_parser() -> argparse.ArgumentParser:
                           "once the new run has saved its first checkpoint")
     cli.add_traceback_option(run)
     return parser
+
+
+def parse_config_assignment(text: str) -> tuple[str, object]:
+    """``"num_queries=30"`` -> ``("num_queries", 30)``: one DETRConfig field for ``--set``, its value
+    read as the field's type (true/false for switches, none for an optional size)."""
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    fields = {f.name: str(f.type) for f in dataclasses.fields(DETRConfig)}
+    if not sep or not raw:
+        raise argparse.ArgumentTypeError(f"{text!r}: give FIELD=VALUE, e.g. dilation=true")
+    if key not in fields or key == "num_classes":
+        raise argparse.ArgumentTypeError(
+            f"{key!r} is not a field you can set; choose from "
+            f"{', '.join(sorted(k for k in fields if k != 'num_classes'))} (num_classes comes from the data)")
+    kind = fields[key]
+    try:
+        if kind == "bool":
+            lowered = raw.lower()
+            if lowered not in ("true", "false"):
+                raise ValueError
+            value: object = lowered == "true"
+        elif kind in ("int", "Optional[int]"):
+            value = None if kind == "Optional[int]" and raw.lower() == "none" else int(raw)
+        elif kind == "float":
+            value = float(raw)
+        else:
+            value = raw
+        check_config_overrides(**{key: value})
+    except (TypeError, ValueError) as error:
+        detail = str(error) or f"{key} takes {'true or false' if kind == 'bool' else 'a ' + kind}"
+        raise argparse.ArgumentTypeError(f"{text!r}: {detail}") from None
+    return key, value
 
 
 def check_run_dir(out: str, resume: bool, overwrite: bool) -> Optional[str]:
@@ -393,12 +433,14 @@ def _to_device(images, targets, device: torch.device):
 
 def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.optim.Optimizer, step: int,
                     epoch: int, args: argparse.Namespace, rng: list[torch.Tensor],
-                    train_seconds: float, categories: Optional[list[dict]] = None) -> None:
+                    train_seconds: float, categories: Optional[list[dict]] = None,
+                    ema: Optional[AveragedModel] = None) -> None:
     """Write ``checkpoint.pth`` (to resume) and ``model.pth`` (to ship) (``book/07_train_it_yourself.ipynb``).
 
     Only plain types, tensors and dicts, so ``torch.load(..., weights_only=True)`` (what
     ``hub.read_checkpoint`` does) reads both. Both carry the dataset's ``categories`` (id, name,
-    isthing), so evaluating or resuming on a dataset with other classes is refused. Each file is
+    isthing), so evaluating or resuming on a dataset with other classes is refused. With ``--ema``
+    the checkpoint also holds the averaged weights (``"ema"``), and ``model.pth`` ships those. Each file is
     written under a temporary name and renamed (``RunFolder.save``), so a run stopped mid-write
     or a full disk leaves the previous files intact.
     """
@@ -414,6 +456,9 @@ def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.opt
         "train_seconds": train_seconds,
         "categories": categories,
     }
+    if ema is not None:
+        checkpoint["ema"] = {"model": ema.module.state_dict(), "n_averaged": ema.n_averaged}
+        state_dict = ema.module.state_dict()
     dtype = getattr(torch, args.model_dtype)
     shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
                "categories": categories}
@@ -430,7 +475,7 @@ def dataset_categories(dataset: CocoPanoptic) -> list[dict]:
 # decide the data order and the updates, so changing them would not continue the same run.
 # The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
 RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed", "hflip",
-                   "val_size", "model_dtype")
+                   "val_size", "model_dtype", "ema")
 
 
 def _restore_training_options(args: argparse.Namespace, saved: dict, dist_info: "Distributed") -> None:
@@ -622,12 +667,14 @@ def train(args: argparse.Namespace, dist_info: Distributed, argv: Sequence[str] 
         _restore_training_options(args, resumed["args"], dist_info)
         # The model is the one saved, whatever --config says now.
         fields = resumed["config"]
-        if args.config is not None and dataclasses.asdict(get_config(args.config, num_classes=num_classes)) != fields:
-            raise cli.UsageError(f"--config {args.config} differs from the config saved in "
-                                 f"{os.path.join(args.out, CHECKPOINT_FILE)}; leave --config out to resume")
+        asked = dict(args.config_set, num_classes=num_classes)
+        if ((args.config is not None or args.config_set)
+                and dataclasses.asdict(get_config(args.config or DEFAULT_CONFIG, **asked)) != fields):
+            raise cli.UsageError(f"--config/--set differ from the config saved in "
+                                 f"{os.path.join(args.out, CHECKPOINT_FILE)}; leave them out to resume")
         config_name, overrides = DEFAULT_CONFIG, fields
     else:
-        config_name, overrides = args.config or DEFAULT_CONFIG, {"num_classes": num_classes}
+        config_name, overrides = args.config or DEFAULT_CONFIG, dict(args.config_set, num_classes=num_classes)
     if args.val_data is not None and val_set is not None:
         check_categories(categories, num_classes, _base_dataset(val_set), f"--data {args.data}",
                          what="the training set")
@@ -676,6 +723,16 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
             print(f"note: the checkpoint was written by {len(resumed['rng'])} process(es), this run has "
                   f"{dist_info.world_size}: data order and dropout will not repeat exactly", file=sys.stderr)
 
+    # --ema: torch's AveragedModel keeps decay * average + (1 - decay) * weights after every step,
+    # batch-norm statistics included (use_buffers); it is what evaluation sees and model.pth ships.
+    ema = None
+    if args.ema is not None:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
+        if resumed is not None and "ema" in resumed:
+            load_checkpoint(ema.module, resumed["ema"]["model"], source=os.path.join(args.out, CHECKPOINT_FILE))
+            ema.n_averaged.fill_(int(resumed["ema"]["n_averaged"]))
+    evaluated = ema.module if ema is not None else model
+
     ddp_model = DistributedDataParallel(model) if dist_info.enabled else model
 
     batches_per_epoch = math.ceil(math.ceil(len(train_set) / dist_info.world_size) / args.batch_size)
@@ -696,7 +753,7 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
         if dist_info.is_main:
             try:
                 save_checkpoint(folder, model, optimizer, step, step // batches_per_epoch, args, rng,
-                                train_seconds, categories)
+                                train_seconds, categories, ema)
             except OSError as err:
                 kept = (f"the checkpoint of step {last_saved} in {args.out} is intact"
                         if last_saved is not None else "nothing of this run was saved")
@@ -706,23 +763,29 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
                                               if last_saved is not None else "run the command again")) from err
         last_saved = step
 
-    def run_evaluation() -> tuple[dict, Optional[PQResult]]:
-        """PQ on the held-out set, by process 0 while the others wait."""
+    def run_evaluation(final: bool = False) -> tuple[dict, Optional[PQResult]]:
+        """PQ on the held-out set, by process 0 while the others wait. With --ema the averaged
+        weights are scored; the last evaluation also scores the last step's own weights
+        (``raw_pq_all``, ...), so that the log shows what the average changed."""
         if val_set is None:
             return {}, None
         record, result = {}, None
         if dist_info.is_main:
             eval_start = time.time()
-            result = evaluate(model, val_set, threshold=args.eval_threshold)
+            result = evaluate(evaluated, val_set, threshold=args.eval_threshold)
             summary = result.summary
             record = {"step": step, "train_seconds": round(train_seconds, 1),
-                      "eval_seconds": round(time.time() - eval_start, 1),
-                      **{f"{k}_{group.lower()}": round(summary[group][k], 4)
-                         for group in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq")}}
+                      **_pq_fields(summary)}
+            if ema is not None and final:
+                record.update({f"raw_{k}": v for k, v in
+                               _pq_fields(evaluate(model, val_set, threshold=args.eval_threshold).summary).items()})
+            record["eval_seconds"] = round(time.time() - eval_start, 1)
             log(record)
             progress.write(f"step {step}: PQ {100 * summary['All']['pq']:.1f} "
                            f"(things {100 * summary['Things']['pq']:.1f}, stuff {100 * summary['Stuff']['pq']:.1f}) "
-                           f"after {train_seconds / 60:.1f} min of training")
+                           f"after {train_seconds / 60:.1f} min of training"
+                           + (f"; last step's own weights: PQ {100 * record['raw_pq_all']:.1f} "
+                              f"(things {100 * record['raw_pq_things']:.1f})" if "raw_pq_all" in record else ""))
         dist_info.barrier()
         return record, result
 
@@ -755,6 +818,8 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
                 if not all(math.isfinite(v) for v in losses.values()):
                     bad = ", ".join(f"{k} {v:.4g}" for k, v in losses.items() if not math.isfinite(v))
                     raise _diverged(step, f"a loss is not finite ({bad})", last_saved, args)
+                if ema is not None:
+                    ema.update_parameters(model)
                 step += 1
                 train_seconds += time.time() - start
                 progress.update(losses)
@@ -786,7 +851,7 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
               f"Resume with:\n  {resume_command(argv, dist_info.world_size)}", flush=True)
     if signalled:
         return {"step": step, "train_seconds": round(train_seconds, 1), "stopped_by": signal_name}
-    record, result = run_evaluation()
+    record, result = run_evaluation(final=True)
     if dist_info.is_main:
         print(f"saved {folder.file(CHECKPOINT_FILE)} and {folder.file(MODEL_FILE)} "
               f"at step {step} ({train_seconds / 60:.1f} min of training)", flush=True)
@@ -794,6 +859,12 @@ def _run(args, dist_info, argv, train_set, val_set, categories, resumed, config_
             print(f"PQ on the {len(val_set)} held-out images after step {step}:")
             print(format_pq_table(result))
     return record
+
+
+def _pq_fields(summary: dict) -> dict:
+    """``{"pq_all": ..., "sq_all": ..., "rq_things": ...}`` from a PQ summary, rounded for the log."""
+    return {f"{k}_{group.lower()}": round(summary[group][k], 4)
+            for group in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq")}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

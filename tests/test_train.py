@@ -175,3 +175,57 @@ def test_two_processes_with_torchrun(data_dir, tmp_path):
     assert checkpoint["step"] == 2
     assert len(checkpoint["rng"]) == 2  # each process's random state, to resume exactly
     assert completed.stdout.count("PQ on the 2 held-out images") == 1  # process 0 alone prints
+
+
+def test_set_changes_fields_of_the_preset_and_resume_keeps_them(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path, "--steps", 1, "--set", "dilation=true", "--set", "num_queries=12")
+    saved = train.load_training_checkpoint(tmp_path)
+    assert (saved["config"]["dilation"], saved["config"]["num_queries"]) == (True, 12)
+    assert saved["model"]["detr.query_embed.weight"].shape[0] == 12
+    model = load_trained_model(tmp_path / "checkpoint.pth")  # the saved config, not the preset
+    assert model.config.dilation and model.detr.backbone.resnet.strides["res5"] == 16
+    # Resuming with other fields would not continue the same model: refused, nothing touched.
+    before = (tmp_path / "checkpoint.pth").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path, "--steps", 2, "--resume", "--set", "num_queries=13")
+    assert exit_info.value.code == 2 and "leave them out to resume" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pth").read_bytes() == before
+    run(data_dir, tmp_path, "--steps", 2, "--resume")
+    assert train.load_training_checkpoint(tmp_path)["config"]["num_queries"] == 12
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("dilation=maybe", "dilation takes true or false"),
+    ("num_queries=0", "at least 1"),
+    ("num_classes=9", "num_classes comes from the data"),
+    ("queries=30", "'queries' is not a field you can set"),
+    ("dropout=1", "from 0 up to (not including) 1"),
+    ("num_queries", "give FIELD=VALUE"),
+])
+def test_set_refuses_what_is_not_a_field_value(data_dir, tmp_path, capsys, assignment, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path, "--steps", 1, "--set", assignment)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "log.jsonl")
+
+
+def test_ema_averages_the_weights_and_ships_the_average(data_dir, tmp_path):
+    """--ema 0.5 over two steps: the average is 0.5 * (weights after step 1) + 0.5 * (after step 2)
+    (torch's AveragedModel copies the first step's weights, then averages), it is what model.pth
+    holds, and it resumes exactly."""
+    run(data_dir, tmp_path / "split", "--steps", 1, "--ema", 0.5)
+    first = train.load_training_checkpoint(tmp_path / "split")
+    assert int(first["ema"]["n_averaged"]) == 1
+    run(data_dir, tmp_path / "split", "--steps", 2, "--resume")
+    run(data_dir, tmp_path / "whole", "--steps", 2, "--ema", 0.5)
+    resumed = train.load_training_checkpoint(tmp_path / "split")
+    whole = train.load_training_checkpoint(tmp_path / "whole")
+    key = "detr.class_embed.weight"
+    expected = 0.5 * first["model"][key] + 0.5 * whole["model"][key]
+    assert torch.allclose(whole["ema"]["model"][key], expected, atol=1e-7)
+    assert not torch.equal(whole["ema"]["model"][key], whole["model"][key])
+    for name, value in whole["ema"]["model"].items():  # resumed bit for bit, batch-norm statistics too
+        assert torch.equal(resumed["ema"]["model"][name], value), name
+    shipped = de.read_checkpoint(tmp_path / "whole" / "model.pth")
+    assert torch.equal(shipped[key], whole["ema"]["model"][key].half())
