@@ -145,9 +145,9 @@ def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = No
     """A model from a file the training command wrote, ``checkpoint.pth`` or ``model.pth``
     (``book/07_train_it_yourself.ipynb``).
 
-    ``checkpoint.pth`` carries its config, which is used unless ``config`` names a preset;
-    ``model.pth`` holds only the weights, loaded into ``config`` (default
-    ``detr-tiny-synthetic``) with ``num_classes`` if given (the dataset's, from the command).
+    Both files carry their config (``model.pth`` since ``--set`` and ``--ema`` came), which is
+    used unless ``config`` names a preset; a file with weights only is loaded into ``config``
+    (default ``detr-tiny-synthetic``) with ``num_classes`` if given (the dataset's, from the command).
     With ``dataset``, the file's classes are checked against the dataset's first
     (:func:`check_categories`), and ``num_classes`` comes from it.
     """

@@ -439,7 +439,8 @@ def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.opt
 
     Only plain types, tensors and dicts, so ``torch.load(..., weights_only=True)`` (what
     ``hub.read_checkpoint`` does) reads both. Both carry the dataset's ``categories`` (id, name,
-    isthing), so evaluating or resuming on a dataset with other classes is refused. With ``--ema``
+    isthing), so evaluating or resuming on a dataset with other classes is refused, and the config,
+    so that ``evaluate.load_trained_model`` rebuilds the same model from either. With ``--ema``
     the checkpoint also holds the averaged weights (``"ema"``), and ``model.pth`` ships those. Each file is
     written under a temporary name and renamed (``RunFolder.save``), so a run stopped mid-write
     or a full disk leaves the previous files intact.
@@ -461,7 +462,7 @@ def save_checkpoint(folder: RunFolder, model: DETRPanoptic, optimizer: torch.opt
         state_dict = ema.module.state_dict()
     dtype = getattr(torch, args.model_dtype)
     shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
-               "categories": categories}
+               "config": checkpoint["config"], "categories": categories}
     folder.save({CHECKPOINT_FILE: checkpoint, MODEL_FILE: shipped})
 
 

@@ -3,7 +3,9 @@
     .venv/bin/python scripts/ship_weights.py RUN_DIR --val-data VAL_DIR \
         --command "python -m detr_explained.train ..." \
         --data-command "python -m detr_explained.synthetic ..." [--data-command ...] \
-        --machine "2 CPU cores (...)" --wall-minutes M [--data-minutes D]
+        --machine "2 CPU cores (...)" --wall-minutes M [--data-minutes D] \
+        [--rerun RERUN_DIR --rerun-wall-minutes M2] [--other-seed-data DIR ...] \
+        [--ablation "WHAT WAS CHANGED=ABLATION_RUN_DIR" ...]
 
 Writes detr_explained/weights/detr-tiny-synthetic.pth (RUN_DIR/model.pth, float16), and beside it
 detr-tiny-synthetic.json (the commands, the saved training options, the steps, the measured
@@ -12,17 +14,25 @@ file against, and the PQ of the shipped file on VAL_DIR, evaluated here through
 build_model(..., pretrained=True)) and README.md (the same, for people). book/07_train_it_yourself
 prints the record and checks that its PQ is reproduced; tests/test_trained_model.py checks a
 cheaper version of it.
+
+The options in brackets add the evidence around the file: --rerun, the same training command run
+a second time (its model.pth is scored on VAL_DIR too, so that the record shows how far two runs
+of one command land apart); --other-seed-data, held-out sets written with other seeds (the shipped
+file's PQ on each); --ablation, short training runs that each changed one thing, one row per run
+in the README's table (PQ of the run's last evaluation, its training speed and its options, all
+read from the run's own files, so no figure is typed in by hand).
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 
 import torch
 
 from detr_explained.coco_panoptic import open_dataset
-from detr_explained.evaluate import evaluate
+from detr_explained.evaluate import evaluate, load_trained_model
 from detr_explained.hub import (WEIGHTS_DIR, CheckpointError, build_model, check_finite, file_sha256,
                                 read_checkpoint)
 from detr_explained.pq import format_pq_table
@@ -45,6 +55,14 @@ def main(argv=None) -> None:
                         help="a Markdown file appended to README.md (what was learnt making this run)")
     parser.add_argument("--data-minutes", type=float, default=None,
                         help="how long the data commands took, measured on the same machine")
+    parser.add_argument("--rerun", default=None, help="the run folder of the same command run a second time")
+    parser.add_argument("--rerun-wall-minutes", type=float, default=None,
+                        help="the second run's whole run time, start to exit")
+    parser.add_argument("--rerun-note", default="", help="how the second run's machine differed, if it did")
+    parser.add_argument("--other-seed-data", action="append", default=[],
+                        help="a held-out set written with another seed; the shipped file is scored on it")
+    parser.add_argument("--ablation", action="append", default=[], metavar="WHAT=RUN_DIR",
+                        help="a short run that changed one thing: its description, '=', its run folder")
     args = parser.parse_args(argv)
 
     source = os.path.join(args.run_dir, "model.pth")
@@ -89,6 +107,12 @@ def main(argv=None) -> None:
         "pq_during_training": [{k: r[k] for k in ("step", "train_seconds", "pq_all", "pq_things", "pq_stuff")}
                                for r in evaluations],
     }
+    if args.rerun:
+        record["rerun"] = _rerun_record(args, val_set)
+    if args.other_seed_data:
+        record["other_seeds"] = [_score(model, folder) for folder in args.other_seed_data]
+    if args.ablation:
+        record["ablations"] = [_ablation_row(item) for item in args.ablation]
     _write_json(record_path, record)
     commands = "\n".join(args.data_command + [args.command])
     data_time = ("" if args.data_minutes is None else
@@ -123,12 +147,97 @@ folder, then `scripts/ship_weights.py` (see its docstring).{code}
 
 Reproduce: `{record['evaluation']}`.
 """
+    readme += _evidence_markdown(record)
     if args.notes:
         with open(args.notes, encoding="utf-8") as handle:
             readme += "\n" + handle.read().strip() + "\n"
     with open(os.path.join(WEIGHTS_DIR, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(readme)
     print(f"wrote {target}, {NAME}.json and README.md in {WEIGHTS_DIR}", file=sys.stderr)
+
+
+def _group_pq(result) -> dict:
+    return {group: round(float(result.summary[group]["pq"]), 4) for group in ("All", "Things", "Stuff")}
+
+
+def _score(model, folder: str) -> dict:
+    """The model's PQ on a held-out folder, with the seed its generator recorded."""
+    dataset = open_dataset(folder)
+    with open(os.path.join(folder, "panoptic.json"), encoding="utf-8") as handle:
+        seed = re.search(r"seed (\d+)", json.load(handle).get("info", {}).get("description", ""))
+    return {"data": folder, "seed": int(seed.group(1)) if seed else None, "images": len(dataset),
+            "pq": _group_pq(evaluate(model, dataset))}
+
+
+def _rerun_record(args, val_set) -> dict:
+    checkpoint = _read_run(args.rerun, os.path.join(args.rerun, "model.pth"))
+    model = load_trained_model(os.path.join(args.rerun, "model.pth"), dataset=val_set)  # its saved config
+    return {"run": args.rerun, "steps": checkpoint["step"],
+            "train_minutes": round(checkpoint["train_seconds"] / 60, 2),
+            "wall_minutes": args.rerun_wall_minutes, "note": args.rerun_note,
+            "pq": _group_pq(evaluate(model, val_set))}
+
+
+def _ablation_row(item: str) -> dict:
+    """One row of the ablation table from a finished run folder: its options, its config, and its
+    last evaluation (PQ on the run's held-out images) from log.jsonl."""
+    what, sep, run_dir = item.rpartition("=")
+    if not sep or not what:
+        sys.exit(f"error: --ablation {item!r}: give 'WHAT WAS CHANGED=RUN_DIR'")
+    checkpoint = _read_run(run_dir, os.path.join(run_dir, "model.pth"))
+    with open(os.path.join(run_dir, "log.jsonl"), encoding="utf-8") as handle:
+        evaluations = [r for r in map(json.loads, handle) if "pq_all" in r]
+    if not evaluations or evaluations[-1]["step"] != checkpoint["step"]:
+        sys.exit(f"error: {run_dir} has no evaluation at its last step ({checkpoint['step']})")
+    last = evaluations[-1]
+    options = checkpoint["args"]
+    row = {"change": what, "run": os.path.basename(os.path.normpath(run_dir)), "steps": checkpoint["step"],
+           "lr_drop": options.get("lr_drop"), "batch_size": options.get("batch_size"),
+           "threads": options.get("threads"), "config_set": options.get("config_set", []),
+           "ema": options.get("ema"), "eval_images": options.get("val_size"),
+           "pq": {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]},
+           "steps_per_second": round(checkpoint["step"] / checkpoint["train_seconds"], 2)}
+    if "raw_pq_all" in last:
+        row["pq_last_step_weights"] = {"All": last["raw_pq_all"], "Things": last["raw_pq_things"],
+                                       "Stuff": last["raw_pq_stuff"]}
+    return row
+
+
+def _evidence_markdown(record: dict) -> str:
+    """The README's sections for the second run, the other seeds and the ablations."""
+    text = ""
+    pct = lambda pq: " / ".join(f"{100 * pq[g]:.1f}" for g in ("All", "Things", "Stuff"))  # noqa: E731
+    if "other_seeds" in record:
+        text += "\n## Scenes of other seeds\n\nThe same file on held-out sets written with seeds it never saw " \
+                "(PQ all / things / stuff):\n\n| seed | scenes | PQ all / things / stuff |\n|---|---|---|\n"
+        text += "".join(f"| {r['seed']} | {r['images']} | {pct(r['pq'])} |\n" for r in record["other_seeds"])
+    if "rerun" in record:
+        rerun = record["rerun"]
+        shipped = {g: record["pq"][g]["pq"] for g in ("All", "Things", "Stuff")}
+        wall = "" if rerun["wall_minutes"] is None else f", {rerun['wall_minutes']:.1f} minutes start to exit"
+        text += (f"\n## The same command, run a second time\n\n| run | steps | PQ all / things / stuff |\n|---|---|---|\n"
+                 f"| shipped | {record['steps']} | {pct(shipped)} |\n"
+                 f"| second run{wall} | {rerun['steps']} | {pct(rerun['pq'])} |\n\n"
+                 f"Both on the {record['eval_images']} held-out scenes above; the second run's PQ differs by "
+                 f"{100 * (rerun['pq']['All'] - shipped['All']):+.1f} points. {rerun['note']}\n")
+    if "ablations" in record:
+        text += ("\n## Ablations: one change at a time, on a short budget\n\n"
+                 "Each row is a run of the training command with the options shown, scored by the run's own "
+                 "last evaluation (PQ on the first held-out scenes of seed 1, as many as `eval images` says). "
+                 "Steps per second are the run's own measured training speed.\n\n"
+                 "| change | options | steps (lr drop) | threads | PQ all / things / stuff | steps/s |\n"
+                 "|---|---|---|---|---|---|\n")
+        for row in record["ablations"]:
+            options = " ".join([f"--set {k}={str(v).lower()}" for k, v in row["config_set"]]
+                               + ([f"--ema {row['ema']}"] if row["ema"] else [])
+                               + [f"--batch-size {row['batch_size']}"])
+            text += (f"| {row['change']} | `{options}` | {row['steps']} ({row['lr_drop']}) | {row['threads']} | "
+                     f"{pct(row['pq'])} | {row['steps_per_second']:.2f} |\n")
+            if "pq_last_step_weights" in row:
+                text += (f"| ↳ same run, last step's weights instead of the average | | | | "
+                         f"{pct(row['pq_last_step_weights'])} | |\n")
+        text += f"\nEval images per row: {sorted({row['eval_images'] for row in record['ablations']})}.\n"
+    return text
 
 
 def _read_run(run_dir: str, model_file: str) -> dict:

@@ -182,8 +182,10 @@ def test_set_changes_fields_of_the_preset_and_resume_keeps_them(data_dir, tmp_pa
     saved = train.load_training_checkpoint(tmp_path)
     assert (saved["config"]["dilation"], saved["config"]["num_queries"]) == (True, 12)
     assert saved["model"]["detr.query_embed.weight"].shape[0] == 12
-    model = load_trained_model(tmp_path / "checkpoint.pth")  # the saved config, not the preset
-    assert model.config.dilation and model.detr.backbone.resnet.strides["res5"] == 16
+    for name in ("checkpoint.pth", "model.pth"):  # both carry the config: not the preset's
+        model = load_trained_model(tmp_path / name)
+        assert model.config.dilation and model.config.num_queries == 12, name
+        assert model.detr.backbone.resnet.strides["res5"] == 16
     # Resuming with other fields would not continue the same model: refused, nothing touched.
     before = (tmp_path / "checkpoint.pth").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
