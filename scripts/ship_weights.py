@@ -179,24 +179,26 @@ def _rerun_record(args, val_set) -> dict:
 
 
 def _ablation_row(item: str) -> dict:
-    """One row of the ablation table from a finished run folder: its options, its config, and its
-    last evaluation (PQ on the run's held-out images) from log.jsonl."""
+    """One row of the ablation table from a run folder: its options (from checkpoint.pth) and its
+    last periodic evaluation in log.jsonl (PQ on the run's held-out images; the step and the
+    training seconds it was reached in give the speed). A run stopped after that evaluation
+    (Ctrl-C) still gives its row: the figures are those of the evaluated step."""
     what, sep, run_dir = item.rpartition("=")
     if not sep or not what:
         sys.exit(f"error: --ablation {item!r}: give 'WHAT WAS CHANGED=RUN_DIR'")
     checkpoint = _read_run(run_dir, os.path.join(run_dir, "model.pth"))
     with open(os.path.join(run_dir, "log.jsonl"), encoding="utf-8") as handle:
         evaluations = [r for r in map(json.loads, handle) if "pq_all" in r]
-    if not evaluations or evaluations[-1]["step"] != checkpoint["step"]:
-        sys.exit(f"error: {run_dir} has no evaluation at its last step ({checkpoint['step']})")
+    if not evaluations:
+        sys.exit(f"error: {run_dir}/log.jsonl has no evaluation (train with --val-size > 0)")
     last = evaluations[-1]
     options = checkpoint["args"]
-    row = {"change": what, "run": os.path.basename(os.path.normpath(run_dir)), "steps": checkpoint["step"],
+    row = {"change": what, "run": os.path.basename(os.path.normpath(run_dir)), "steps": last["step"],
            "lr_drop": options.get("lr_drop"), "batch_size": options.get("batch_size"),
            "threads": options.get("threads"), "config_set": options.get("config_set", []),
            "ema": options.get("ema"), "eval_images": options.get("val_size"),
            "pq": {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]},
-           "steps_per_second": round(checkpoint["step"] / checkpoint["train_seconds"], 2)}
+           "steps_per_second": round(last["step"] / last["train_seconds"], 2)}
     if "raw_pq_all" in last:
         row["pq_last_step_weights"] = {"All": last["raw_pq_all"], "Things": last["raw_pq_things"],
                                        "Stuff": last["raw_pq_stuff"]}
