@@ -85,16 +85,8 @@ CONFIGS: dict[str, DETRConfig] = {
     # - resnet10 with res5_channels=256: ResNet-18's stages with one block each, and a layer4 of
     #   256 channels instead of 512 (1.3 M parameters instead of 3.7 M): 3.8 M in all, 7.7 MB in
     #   float16, small enough to keep in the repository.
-    # - dilation=True, the DC5 switch: layer4 keeps stride 16, so a 128 x 128 scene gives an 8 x 8
-    #   Res5 grid of 16-pixel cells instead of 4 x 4 cells of 32 pixels, each about as large as a
-    #   shape. torchvision dilates a stage's blocks after its first, and ResNet-10 has one block
-    #   per stage, so here layer4 only drops its stride (and, its input now as wide and as fine as
-    #   its output, the 1 x 1 projection of its shortcut: 66,048 parameters fewer).
-    # - num_queries=12: a scene has at most 10 segments (7 things, 3 stuff); with 12 queries
-    #   instead of 20 each query is matched, and so trained, more often.
-    #   The ablations in detr_explained/weights/README.md measured both choices.
     "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False,
-                                                res5_channels=256, dilation=True, num_queries=12),
+                                                res5_channels=256),
 }
 
 
