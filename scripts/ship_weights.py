@@ -5,7 +5,7 @@
         --data-command "python -m detr_explained.synthetic ..." [--data-command ...] \
         --machine "2 CPU cores (...)" --wall-minutes M [--data-minutes D] \
         [--rerun RERUN_DIR --rerun-wall-minutes M2] [--other-seed-data DIR ...] \
-        [--ablation "WHAT WAS CHANGED=ABLATION_RUN_DIR" ...]
+        [--ablation "WHAT WAS CHANGED=ABLATION_RUN_DIR[@STEP]" ...]
 
 Writes detr_explained/weights/detr-tiny-synthetic.pth (RUN_DIR/model.pth, float16), and beside it
 detr-tiny-synthetic.json (the commands, the saved training options, the steps, the measured
@@ -19,7 +19,8 @@ The options in brackets add the evidence around the file: --rerun, the same trai
 a second time (its model.pth is scored on VAL_DIR too, so that the record shows how far two runs
 of one command land apart); --other-seed-data, held-out sets written with other seeds (the shipped
 file's PQ on each); --ablation, short training runs that each changed one thing, one row per run
-in the README's table (PQ of the run's last evaluation, its training speed and its options, all
+in the README's table (PQ of the run's last evaluation, or of its evaluation at STEP, its training
+speed and its options, all
 read from the run's own files, so no figure is typed in by hand).
 """
 import argparse
@@ -107,6 +108,13 @@ def main(argv=None) -> None:
         "pq_during_training": [{k: r[k] for k in ("step", "train_seconds", "pq_all", "pq_things", "pq_stuff")}
                                for r in evaluations],
     }
+    if evaluations and "raw_pq_all" in evaluations[-1]:
+        # --ema: the run's last evaluation scored the average (shipped) and the last step's weights
+        last = evaluations[-1]
+        record["ema_vs_last_step"] = {
+            "step": last["step"], "eval_images": checkpoint["args"]["val_size"],
+            "average": {g: last[f"pq_{g.lower()}"] for g in ("All", "Things", "Stuff")},
+            "last_step": {g: last[f"raw_pq_{g.lower()}"] for g in ("All", "Things", "Stuff")}}
     if args.rerun:
         record["rerun"] = _rerun_record(args, val_set)
     if args.other_seed_data:
@@ -185,18 +193,24 @@ def _ablation_row(item: str) -> dict:
     (Ctrl-C) still gives its row: the figures are those of the evaluated step."""
     what, sep, run_dir = item.rpartition("=")
     if not sep or not what:
-        sys.exit(f"error: --ablation {item!r}: give 'WHAT WAS CHANGED=RUN_DIR'")
+        sys.exit(f"error: --ablation {item!r}: give 'WHAT WAS CHANGED=RUN_DIR' or '...=RUN_DIR@STEP'")
+    run_dir, _, at_step = run_dir.partition("@")
     checkpoint = _read_run(run_dir, os.path.join(run_dir, "model.pth"))
     with open(os.path.join(run_dir, "log.jsonl"), encoding="utf-8") as handle:
         evaluations = [r for r in map(json.loads, handle) if "pq_all" in r]
+    if at_step:
+        evaluations = [r for r in evaluations if str(r["step"]) == at_step]
     if not evaluations:
-        sys.exit(f"error: {run_dir}/log.jsonl has no evaluation (train with --val-size > 0)")
+        sys.exit(f"error: {run_dir}/log.jsonl has no evaluation{' at step ' + at_step if at_step else ''} "
+                 "(train with --val-size > 0 and --eval-every)")
     last = evaluations[-1]
     options = checkpoint["args"]
     row = {"change": what, "run": os.path.basename(os.path.normpath(run_dir)), "steps": last["step"],
            "lr_drop": options.get("lr_drop"), "batch_size": options.get("batch_size"),
            "threads": options.get("threads"), "config_set": options.get("config_set", []),
            "ema": options.get("ema"), "eval_images": options.get("val_size"),
+           "res5_stride": 16 if checkpoint["config"]["dilation"] else 32,
+           "num_queries": checkpoint["config"]["num_queries"],
            "pq": {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]},
            "steps_per_second": round(last["step"] / last["train_seconds"], 2)}
     if "raw_pq_all" in last:
@@ -213,6 +227,14 @@ def _evidence_markdown(record: dict) -> str:
         text += "\n## Scenes of other seeds\n\nThe same file on held-out sets written with seeds it never saw " \
                 "(PQ all / things / stuff):\n\n| seed | scenes | PQ all / things / stuff |\n|---|---|---|\n"
         text += "".join(f"| {r['seed']} | {r['images']} | {pct(r['pq'])} |\n" for r in record["other_seeds"])
+    if "ema_vs_last_step" in record:
+        ema = record["ema_vs_last_step"]
+        text += (f"\n## The average of the weights (`--ema {record['options']['ema']}`)\n\n"
+                 f"The file holds an exponential moving average of the weights, not the last step's. "
+                 f"The run's last evaluation (step {ema['step']}, first {ema['eval_images']} held-out scenes) "
+                 f"scored both (PQ all / things / stuff):\n\n"
+                 f"| weights | PQ all / things / stuff |\n|---|---|\n"
+                 f"| average (shipped) | {pct(ema['average'])} |\n| last step | {pct(ema['last_step'])} |\n")
     if "rerun" in record:
         rerun = record["rerun"]
         shipped = {g: record["pq"][g]["pq"] for g in ("All", "Things", "Stuff")}
@@ -224,21 +246,27 @@ def _evidence_markdown(record: dict) -> str:
                  f"{100 * (rerun['pq']['All'] - shipped['All']):+.1f} points. {rerun['note']}\n")
     if "ablations" in record:
         text += ("\n## Ablations: one change at a time, on a short budget\n\n"
-                 "Each row is a run of the training command with the options shown, scored by the run's own "
-                 "last evaluation (PQ on the first held-out scenes of seed 1, as many as `eval images` says). "
-                 "Steps per second are the run's own measured training speed.\n\n"
-                 "| change | options | steps (lr drop) | threads | PQ all / things / stuff | steps/s |\n"
-                 "|---|---|---|---|---|---|\n")
-        for row in record["ablations"]:
-            options = " ".join([f"--set {k}={str(v).lower()}" for k, v in row["config_set"]]
-                               + ([f"--ema {row['ema']}"] if row["ema"] else [])
-                               + [f"--batch-size {row['batch_size']}"])
-            text += (f"| {row['change']} | `{options}` | {row['steps']} ({row['lr_drop']}) | {row['threads']} | "
-                     f"{pct(row['pq'])} | {row['steps_per_second']:.2f} |\n")
-            if "pq_last_step_weights" in row:
-                text += (f"| ↳ same run, last step's weights instead of the average | | | | "
-                         f"{pct(row['pq_last_step_weights'])} | |\n")
-        text += f"\nEval images per row: {sorted({row['eval_images'] for row in record['ablations']})}.\n"
+                 "Each row is one evaluation of a short run of the training command (on the same data, seed 0, "
+                 "lr 2e-4), read from the run's own `log.jsonl`: PQ on the first "
+                 f"{', '.join(sorted({str(r['eval_images']) for r in record['ablations']}))} held-out scenes of "
+                 "seed 1, at the step shown, and the run's measured training speed. The short runs "
+                 "ran two at a time with one thread each, so their speeds compare with each other, "
+                 "not with the two-thread run above.\n\n"
+                 + ablation_table(record["ablations"]))
+    return text
+
+
+def ablation_table(rows: list[dict]) -> str:
+    """Markdown table of ablation rows (``_ablation_row``), one line per row."""
+    pct = lambda pq: " / ".join(f"{100 * pq[g]:.1f}" for g in ("All", "Things", "Stuff"))  # noqa: E731
+    text = ("| change | Res5 stride | queries | batch | step | scenes seen | PQ all / things / stuff | steps/s | run |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    for row in rows:
+        step = f"{row['steps']}" + (f" (lr x 0.1 from {row['lr_drop']})"
+                                    if row["lr_drop"] and row["lr_drop"] <= row["steps"] else "")
+        text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | {row['batch_size']} | "
+                 f"{step} | {row['steps'] * row['batch_size']:,} | "
+                 f"{pct(row['pq'])} | {row['steps_per_second']:.2f} | {row['run']} |\n")
     return text
 
 
