@@ -263,7 +263,7 @@ def ablation_table(rows: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|---|\n")
     for row in rows:
         step = f"{row['steps']}" + (f" (lr x 0.1 from {row['lr_drop']})"
-                                    if row["lr_drop"] and row["lr_drop"] <= row["steps"] else "")
+                                    if row["lr_drop"] and row["lr_drop"] < row["steps"] else "")
         text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | {row['batch_size']} | "
                  f"{step} | {row['steps'] * row['batch_size']:,} | "
                  f"{pct(row['pq'])} | {row['steps_per_second']:.2f} | {row['run']} |\n")
