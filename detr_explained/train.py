@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config_assignment(text: str) -> tuple[str, object]:
     """``"num_queries=30"`` -> ``("num_queries", 30)``: one DETRConfig field for ``--set``, its value
-    read as the field's type (true/false for switches, none for an optional size)."""
+    read as the field's type (true/false for switches, none for an optional size)
+    (``book/07_train_it_yourself.ipynb``)."""
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     fields = {f.name: str(f.type) for f in dataclasses.fields(DETRConfig)}
