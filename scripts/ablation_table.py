@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ship_weights import _ablation_row, _write_json, ablation_table  # noqa: E402
+from ship_weights import ablation_row, _write_json, ablation_table  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     parser.add_argument("rows", nargs="+", metavar="WHAT=RUN_DIR[@STEP]")
     parser.add_argument("--json", default=None, help="also write the rows (and each run's evaluations) here")
     args = parser.parse_args(argv)
-    rows = [_ablation_row(item) for item in args.rows]
+    rows = [ablation_row(item) for item in args.rows]
     print(ablation_table(rows), end="")
     if args.json:
         for item, row in zip(args.rows, rows):

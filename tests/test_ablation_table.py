@@ -31,7 +31,7 @@ def evaluations(run_dir):
 
 
 def test_row_comes_from_the_run_files(short_run):
-    row = ship_weights._ablation_row(f"stride 16, 12 queries={short_run}")
+    row = ship_weights.ablation_row(f"stride 16, 12 queries={short_run}")
     last = evaluations(short_run)[-1]
     assert (row["change"], row["run"], row["steps"]) == ("stride 16, 12 queries", "dc5_q12", 2)
     assert (row["res5_stride"], row["num_queries"], row["batch_size"], row["ema"]) == (16, 12, 4, 0.9)
@@ -41,11 +41,11 @@ def test_row_comes_from_the_run_files(short_run):
 
 
 def test_row_at_a_chosen_step_and_a_missing_one(short_run):
-    assert ship_weights._ablation_row(f"first step={short_run}@1")["steps"] == 1
+    assert ship_weights.ablation_row(f"first step={short_run}@1")["steps"] == 1
     with pytest.raises(SystemExit, match="no evaluation at step 7"):
-        ship_weights._ablation_row(f"x={short_run}@7")
+        ship_weights.ablation_row(f"x={short_run}@7")
     with pytest.raises(SystemExit, match="give 'WHAT WAS CHANGED=RUN_DIR'"):
-        ship_weights._ablation_row(str(short_run))
+        ship_weights.ablation_row(str(short_run))
 
 
 def test_script_prints_the_table_and_writes_json(short_run, tmp_path):
