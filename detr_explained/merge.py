@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .checks import whole_number
 from .config import COCO_LAST_THING_ID
 
 # A query is kept when its best real class has softmax probability above this.
@@ -132,6 +133,14 @@ def check_stuff_merge(stuff_merge) -> None:
     """Raise ValueError unless ``stuff_merge`` is "union" or "official" (``book/05_argmax_merge.ipynb``)."""
     if not (isinstance(stuff_merge, str) and stuff_merge in STUFF_MERGES):
         raise ValueError(f"stuff_merge must be 'union' or 'official', got {stuff_merge!r}")
+
+
+def check_max_removed_area(max_removed_area) -> int:
+    """The small-segment rule's largest removed area, a whole number of pixels from 0 (0: no
+    segment is removed); returns it as an int (``book/05_argmax_merge.ipynb``)."""
+    return whole_number(max_removed_area, "max_removed_area", 0,
+                        f"segments of at most this many pixels are removed: {MAX_REMOVED_AREA} (the official "
+                        "rule) or 0 to keep every segment")
 
 
 def check_merge_options(threshold=KEEP_THRESHOLD, is_thing: IsThing = None, stuff_merge="union") -> float:
@@ -289,7 +298,8 @@ class PanopticResult:
 def merge_panoptic(outputs: dict, sizes: Sequence[tuple[int, int]],
                    target_sizes: Optional[Sequence[tuple[int, int]]] = None,
                    threshold: float = KEEP_THRESHOLD, is_thing: IsThing = None,
-                   stuff_merge: str = "union") -> list[PanopticResult]:
+                   stuff_merge: str = "union",
+                   max_removed_area: int = MAX_REMOVED_AREA) -> list[PanopticResult]:
     """Model outputs -> one PanopticResult per image (``book/05_argmax_merge.ipynb``).
 
     outputs:      the model's dict: pred_logits (B, N, C+1) and pred_masks (B, N, H/4, W/4).
@@ -300,6 +310,8 @@ def merge_panoptic(outputs: dict, sizes: Sequence[tuple[int, int]],
                   from 0 up to (not including) 1 (default 0.85, the official value).
     is_thing:     category id -> bool (a function, dict or list); default: COCO ids <= 90.
     stuff_merge:  "union" (default) or "official"; see the module docstring.
+    max_removed_area: segments of at most this many pixels are removed (default 4, the official
+                  rule); 0 turns the rule off.
 
     Arguments are checked where they enter: a wrong type raises TypeError, a wrong value or a
     length that does not match the batch ValueError, each saying what to pass instead. Outputs
@@ -307,6 +319,7 @@ def merge_panoptic(outputs: dict, sizes: Sequence[tuple[int, int]],
     sees nothing).
     """
     threshold = check_merge_options(threshold, is_thing, stuff_merge)
+    max_removed_area = check_max_removed_area(max_removed_area)
     logits, masks = _check_outputs(outputs)                            # (B, N, C+1), (B, N, h, w)
     sizes = _check_sizes(sizes, "sizes", logits.shape[0])
     target_sizes = sizes if target_sizes is None else _check_sizes(target_sizes, "target_sizes", len(sizes))
@@ -316,7 +329,7 @@ def merge_panoptic(outputs: dict, sizes: Sequence[tuple[int, int]],
     for b in range(logits.shape[0]):
         scores, labels, kept = select_queries(logits[b], threshold)
         results.append(merge_image(masks[b, kept], scores[kept], labels[kept], kept, sizes[b],
-                                   padded, target_sizes[b], is_thing, stuff_merge))
+                                   padded, target_sizes[b], is_thing, stuff_merge, max_removed_area))
     return results
 
 
@@ -345,12 +358,16 @@ def _check_logits(logits) -> None:
 
 def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                 queries: torch.Tensor, size, padded_size, target_size,
-                is_thing: IsThing = None, stuff_merge: str = "union") -> PanopticResult:
+                is_thing: IsThing = None, stuff_merge: str = "union",
+                max_removed_area: int = MAX_REMOVED_AREA) -> PanopticResult:
     """The merge for one image's K kept queries: mask_logits (K, H/4, W/4) over the padded batch.
+
+    ``max_removed_area``: the small-segment rule, as in ``merge_panoptic``.
 
     Explained in ``book/05_argmax_merge.ipynb``.
     """
     check_stuff_merge(stuff_merge)
+    max_removed_area = check_max_removed_area(max_removed_area)
     thing = _is_thing_function(is_thing)
     h, w = check_size(size, "size")
     padded_size = check_size(padded_size, "padded_size")
@@ -387,9 +404,9 @@ def merge_image(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.T
         owner = _resize_nearest(owner, target_size)                    # (H_t, W_t)
         area = torch.bincount(owner.flatten(), minlength=len(labels))  # (K,)
         if stuff_merge == "union":
-            small = [k for k in alive if area[group[k]] <= MAX_REMOVED_AREA]
+            small = [k for k in alive if area[group[k]] <= max_removed_area]
         else:  # merged-away stuff queries have area 0 here, so the official code removes them
-            small = [k for k in alive if area[k] <= MAX_REMOVED_AREA]
+            small = [k for k in alive if area[k] <= max_removed_area]
         first_round = False
         if not small:
             break

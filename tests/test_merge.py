@@ -56,6 +56,22 @@ def test_small_segments_are_removed_and_reassigned():
     assert result.id_map.eq(1).all()
 
 
+def test_the_small_segment_rule_can_be_changed_or_turned_off():
+    masks = blobs()
+    masks[1] = 0
+    masks[1, 0, 6:] = 20          # query 1 wins two pixels
+    kept = outputs(masks, [0, 1, None])
+    off = de.merge_panoptic(kept, [(8, 8)], is_thing=THING, max_removed_area=0)[0]
+    assert [(s["category_id"], s["area"]) for s in off.segments_info] == [(0, 62), (1, 2)]
+    strict = de.merge_panoptic(kept, [(8, 8)], is_thing=THING, max_removed_area=1)[0]
+    assert [s["area"] for s in strict.segments_info] == [62, 2]      # 2 pixels > 1: kept
+    default = de.merge_panoptic(kept, [(8, 8)], is_thing=THING)[0]
+    assert [s["area"] for s in default.segments_info] == [64]        # 2 <= 4: removed
+    for bad, error in [(-1, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="max_removed_area"):
+            de.merge_panoptic(kept, [(8, 8)], is_thing=THING, max_removed_area=bad)
+
+
 def stuff_case():
     """Queries 0 and 1 predict the same stuff class 2, query 2 a thing; query 1's region is
     where query 2 is second best."""
