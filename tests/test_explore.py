@@ -1,0 +1,358 @@
+"""The explorers (detr_explained.explore): each view is a pure function of a traced image and
+the control values, and each panel redraws from the kept trace when a control moves.
+
+These run under the venv's ipywidgets (8); tests/test_explore_widgets7.py drives the same
+panels under ipywidgets 7.7.1, the version Colab ships.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detr_explained import build_model, explore, synthetic
+from detr_explained.merge import KEEP_THRESHOLD
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("detr-tiny-synthetic", pretrained=True)
+
+
+@pytest.fixture(scope="module")
+def traced(model):
+    return explore.trace_scene(model, synthetic.held_out_scene(synthetic.BOOK_SCENE))
+
+
+@pytest.fixture
+def no_model_runs(model, monkeypatch):
+    """After this, any forward pass of the model fails the test: views must read the trace."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model ran again, but only the view changed")
+    monkeypatch.setattr(model, "forward", refuse)
+    monkeypatch.setattr(model.detr, "forward", refuse)
+    yield
+
+
+def kept_queries(traced):
+    return [r["query"] for r in explore.query_rows(traced) if r["kept"]]
+
+
+# ---------------------------------------------------------------------------- the state
+
+def test_trace_scene_keeps_the_trace_the_truth_and_the_default_merge(traced):
+    assert traced.trace.pred_logits.shape[:2] == (1, traced.num_queries)
+    assert traced.image.shape == (128, 128, 3) and 0 <= traced.image.min() and traced.image.max() <= 1
+    ids, segments = traced.truth
+    assert ids.shape == (128, 128) and {s["id"] for s in segments} == set(np.unique(ids).tolist())
+    assert traced.result.segments_info, "the shipped model keeps queries on the book's scene"
+    assert traced.name(traced.trace.pred_logits.shape[-1] - 1) == "no object"
+    assert traced.name(synthetic.CIRCLE) == "circle"
+
+
+def test_trace_scene_refuses_what_is_not_a_scene(model):
+    with pytest.raises(TypeError, match="synthetic.Scene"):
+        explore.trace_scene(model, torch.zeros(3, 64, 64))
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        explore.trace_image(model, torch.zeros(64, 64))
+    model.train()
+    try:
+        with pytest.raises(ValueError, match="eval"):
+            explore.trace_scene(model, synthetic.held_out_scene(0))
+    finally:
+        model.eval()
+
+
+# ---------------------------------------------------------------------------- 1. encoder
+
+def test_encoder_view_is_the_cells_row_of_the_attention(traced):
+    h, w = traced.grid
+    view = explore.encoder_attention_view(traced, row=1, col=2, layer=0)
+    expected = traced.trace.encoder_attention[0, 0, 1 * w + 2].view(h, w).numpy()
+    np.testing.assert_array_equal(view.data["attention"], expected)
+    assert view.data["attention"].sum() == pytest.approx(1.0, abs=1e-5)
+    # the figure draws exactly that map, on the shared scale
+    drawn = view.figure.axes[1].images[0]
+    np.testing.assert_array_equal(np.asarray(drawn.get_array()), expected)
+    assert drawn.get_clim() == (0.0, view.data["vmax"])
+
+
+def test_encoder_view_shares_one_scale_across_layers(traced):
+    views = [explore.encoder_attention_view(traced, 2, 1, layer)
+             for layer in range(traced.trace.encoder_attention.shape[0])]
+    assert len({v.data["vmax"] for v in views}) == 1
+    assert max(v.data["attention"].max() for v in views) == pytest.approx(views[0].data["vmax"])
+    assert explore.encoder_attention_view(traced, 2, 1, -1).data["layer"] == len(views) - 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"row": 99}, "row must be a whole number from 0 to 3"),
+    ({"col": -1}, "col must be"),
+    ({"layer": 7}, "layer must be"),
+    ({"row": 1.5}, "row must be"),
+])
+def test_encoder_view_refuses_cells_outside_the_grid(traced, kwargs, message):
+    args = {"row": 0, "col": 0, "layer": 0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        explore.encoder_attention_view(traced, **args)
+
+
+# ---------------------------------------------------------------------------- 2. query inspector
+
+def test_query_rows_list_every_query_and_mark_the_kept(traced):
+    rows = explore.query_rows(traced)
+    assert [r["query"] for r in rows] == list(range(traced.num_queries))
+    kept = [r for r in rows if r["kept"]]
+    assert kept and all(r["score"] > KEEP_THRESHOLD and r["class"] != "no object" for r in kept)
+    assert len(kept_queries(traced)) == sum(len(s["queries"]) for s in traced.result.segments_info)
+
+
+def test_query_view_shows_the_maps_of_the_chosen_head(traced):
+    q = kept_queries(traced)[0]
+    maps = traced.trace.attention_maps[0, q]                                    # (M, h, w)
+    summed = explore.query_view(traced, q, "all")
+    np.testing.assert_allclose(summed.data["attention"], maps.sum(0).numpy())
+    assert summed.data["attention"].sum() == pytest.approx(1.0, abs=1e-4)    # one softmax per query
+    top = int(maps.sum((1, 2)).argmax())
+    one = explore.query_view(traced, q, top)
+    np.testing.assert_array_equal(one.data["attention"], maps[top].numpy())
+    assert one.data["vmax"] == pytest.approx(float(maps.max()))             # one scale for all heads
+    assert not np.array_equal(one.data["attention"], summed.data["attention"]) or maps.shape[0] == 1
+    assert one.data["probabilities"].sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(one.data["mask_logits"], traced.trace.pred_masks[0, q].numpy())
+
+
+def test_query_view_shows_the_segment_only_of_a_kept_query(traced):
+    q = kept_queries(traced)[0]
+    segment = explore.segment_of_query(traced, q)
+    view = explore.query_view(traced, q)
+    assert view.data["segment"].sum() == segment["area"]
+    dropped = next(r["query"] for r in explore.query_rows(traced) if not r["kept"])
+    assert explore.segment_of_query(traced, dropped) is None
+    assert not explore.query_view(traced, dropped).data["segment"].any()
+    assert "not kept" in explore.query_view(traced, dropped).text
+
+
+def test_query_view_refuses_bad_queries_and_heads(traced):
+    with pytest.raises(ValueError, match=f"from 0 to {traced.num_queries - 1}"):
+        explore.query_view(traced, traced.num_queries)
+    with pytest.raises(ValueError, match='"all" or a head index'):
+        explore.query_view(traced, 0, head=traced.num_heads)
+
+
+# ---------------------------------------------------------------------------- 3. mask-head stages
+
+def test_mask_stage_view_shows_each_stage_at_its_resolution(traced):
+    q = kept_queries(traced)[0]
+    seen = {}
+    for stage in explore.MASK_STAGES:
+        view = explore.mask_stage_view(traced, q, stage)
+        features = traced.trace.mask_head_stages[stage][q]
+        assert view.data["shape"] == tuple(features.shape)
+        assert view.data["channel"].shape == tuple(features.shape[-2:])
+        assert view.data["stride"] == 128 // features.shape[-1]
+        np.testing.assert_allclose(view.data["mean_abs"], features.abs().mean(0).numpy())
+        seen[stage] = view.data["stride"]
+    assert seen["input"] == 32 and seen["+res4"] == 16 and seen["out_lay"] == 4
+    with pytest.raises(ValueError, match="stage must be one of"):
+        explore.mask_stage_view(traced, q, "lay9")
+
+
+# ---------------------------------------------------------------------------- 4. merge
+
+def test_merge_view_at_the_defaults_is_the_kept_merge(traced):
+    view = explore.merge_view(traced)
+    np.testing.assert_array_equal(view.data["id_map"], traced.result.id_map.numpy())
+    assert [row["segment"] for row in view.table] == [s["id"] for s in traced.result.segments_info]
+    assert 0 < view.data["pq"]["All"]["pq"] <= 1
+
+
+def test_merge_view_threshold_keeps_fewer_queries_as_it_rises(traced):
+    counts = [explore.merge_view(traced, t).data["kept"] for t in (0.5, 0.85, 0.99)]
+    assert counts[0] >= counts[1] >= counts[2]
+    assert counts[0] > counts[2], "on the book's scene some queries score between 0.5 and 0.99"
+
+
+def test_merge_view_options_reach_the_merge(traced):
+    union = explore.merge_view(traced, 0.5, 4, "union")
+    official = explore.merge_view(traced, 0.5, 4, "official")
+    kept_all = explore.merge_view(traced, 0.5, 0, "union")
+    for view in (union, official, kept_all):
+        assert len(view.table) == len(np.setdiff1d(np.unique(view.data["id_map"]), [0]))
+    # with the rule off, no segment is removed: at least as many segments as with it
+    assert len(kept_all.table) >= len(union.table)
+    assert "<= 0 px removed" in kept_all.figure.axes[0].get_title()
+    with pytest.raises(ValueError, match="stuff_merge must be one of"):
+        explore.merge_view(traced, 0.85, 4, "majority")
+    with pytest.raises(ValueError, match="max_removed_area"):
+        explore.merge_view(traced, 0.85, -1)
+    with pytest.raises(ValueError, match="threshold"):
+        explore.merge_view(traced, 1.0)
+
+
+def test_merge_view_legends_name_classes_not_random_ids(traced):
+    view = explore.merge_view(traced)
+    labels = [t.get_text() for t in view.figure.axes[1].get_legend().get_texts()]
+    assert labels[0].startswith("1: ") and all(len(label.split(":")[0]) <= 2 for label in labels)
+    assert any("circle" in label for label in labels)
+
+
+# ---------------------------------------------------------------------------- panels
+
+def test_encoder_panel_redraws_from_the_trace_when_a_control_moves(traced, no_model_runs):
+    panel = explore.EncoderAttentionPanel(traced, row=0, col=0)
+    before = panel.view.data["attention"].copy()
+    panel.controls["row"].value = 3
+    assert panel.updates == 2
+    h, w = traced.grid
+    np.testing.assert_array_equal(panel.view.data["attention"],
+                                  traced.trace.encoder_attention[-1, 0, 3 * w + 0].view(h, w).numpy())
+    assert not np.array_equal(before, panel.view.data["attention"])
+    panel.controls["layer"].value = 0
+    assert panel.view.data["layer"] == 0 and panel.updates == 3
+    assert "cell (3, 0)" in panel.caption.value
+
+
+def test_query_panel_lists_the_kept_queries_and_follows_the_head(traced, no_model_runs):
+    panel = explore.QueryPanel(traced)
+    values = [v for _, v in panel.controls["query"].options]
+    assert values == kept_queries(traced)
+    labels = [label for label, _ in panel.controls["query"].options]
+    assert all(traced.name(synthetic.CIRCLE) in label or ":" in label for label in labels)
+    q = values[-1]
+    panel.controls["query"].value = q
+    panel.controls["head"].value = 0
+    np.testing.assert_array_equal(panel.view.data["attention"], traced.trace.attention_maps[0, q, 0].numpy())
+
+
+def test_mask_stage_panel_follows_the_stage(traced, no_model_runs):
+    panel = explore.MaskStagePanel(traced)
+    panel.controls["stage"].value = "+res2"
+    assert panel.view.data["stride"] == 4
+    panel.controls["stage"].value = "lay1"
+    assert panel.view.data["stride"] == 32
+
+
+def test_merge_panel_follows_threshold_rule_and_stuff_merge(traced, no_model_runs):
+    panel = explore.MergePanel(traced)
+    at_default = panel.view.data["kept"]
+    panel.controls["threshold"].value = 0.99
+    assert panel.view.data["kept"] <= at_default
+    panel.controls["threshold"].value = 0.5
+    assert panel.view.data["kept"] >= at_default
+    panel.controls["small"].value = False
+    assert "<= 0 px removed" in panel.view.figure.axes[0].get_title()
+    panel.controls["stuff_merge"].value = "official"
+    assert "official" in panel.view.figure.axes[0].get_title()
+    assert panel.updates == 5
+
+
+def test_a_view_renders_to_png(traced):
+    png = explore.merge_view(traced).png()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# ---------------------------------------------------------------------------- 5. scene editor
+
+@pytest.fixture
+def editor(model):
+    return explore.SceneEditor(model, synthetic.held_out_layout(synthetic.BOOK_SCENE))
+
+
+def test_scene_editor_starts_on_the_books_scene(editor, traced):
+    np.testing.assert_array_equal(editor.view.data["id_map"], traced.result.id_map.numpy())
+    assert editor.view.data["kept"] == kept_queries(traced)[:explore.EDITOR_QUERIES]
+    labels = [label for label, _ in editor.controls["shape"].options]
+    assert len(labels) == len(editor.layout.shapes) and any("triangle" in label for label in labels)
+
+
+def test_moving_a_shape_runs_the_model_again_and_the_maps_follow(editor):
+    k = len(editor.layout.shapes) - 1                    # the front shape: nothing hides it
+    shape = editor.layout.shapes[k]
+    before = editor.view
+    after = editor.move(k, 30.0, 30.0)
+    truth_ids = editor.traced.truth[0]
+    moved = editor.layout.shapes[k]
+    assert (moved.cy, moved.cx) == (30.0, 30.0) and (shape.cy, shape.cx) != (30.0, 30.0)
+    assert truth_ids[30, 30] == moved.segment_id          # the ground truth moved with it
+    assert not np.array_equal(before.data["id_map"], after.data["id_map"])   # and the prediction too
+    # the model ran on the edited scene: the kept maps are those of the new trace
+    np.testing.assert_allclose(after.data["attention"],
+                               editor.traced.trace.attention_maps[0].sum(1)[after.data["kept"]].numpy())
+    # the sliders show the moved shape
+    assert (editor.controls["row"].value, editor.controls["col"].value) == (30, 30)
+
+
+def test_sliders_move_and_resize_the_selected_shape(editor):
+    k = editor.controls["shape"].value
+    editor.controls["row"].value = 20
+    assert editor.layout.shapes[k].cy == 20.0
+    editor.controls["size"].value = 10
+    assert editor.layout.shapes[k].size == 10.0
+    assert len(editor.history) == 2
+
+
+def test_add_remove_and_undo(editor):
+    count = len(editor.layout.shapes)
+    segments_before = len(editor.traced.truth[1])
+    editor.add(synthetic.CIRCLE, 24.0, 100.0, 10.0)
+    assert len(editor.layout.shapes) == count + 1
+    assert editor.controls["shape"].value == count          # the new shape is selected
+    assert len(editor.traced.truth[1]) == segments_before + 1
+    assert editor.traced.truth[0][24, 100] == editor.layout.shapes[-1].segment_id
+    editor.remove()
+    assert len(editor.layout.shapes) == count
+    editor.undo()
+    assert len(editor.layout.shapes) == count + 1
+    editor.undo()
+    editor.undo()
+    assert len(editor.layout.shapes) == count and editor.history == []
+    assert editor.undo() is editor.view                    # nothing left to undo: no change
+
+
+def test_buttons_edit_the_scene(editor):
+    count = len(editor.layout.shapes)
+    editor.controls["category"].value = synthetic.TRIANGLE
+    editor.controls["add"].click()
+    assert len(editor.layout.shapes) == count + 1
+    assert editor.layout.shapes[-1].category == synthetic.TRIANGLE
+    editor.controls["remove"].click()
+    editor.controls["remove"].click()
+    assert len(editor.layout.shapes) == count - 1
+    editor.controls["undo"].click()
+    assert len(editor.layout.shapes) == count
+
+
+def test_a_shape_moved_behind_another_is_reported_hidden(editor):
+    layout = editor.layout
+    back = 0
+    front = len(layout.shapes) - 1
+    view = editor.move(back, layout.shapes[front].cy, layout.shapes[front].cx)
+    if back in editor.layout.hidden():
+        assert f"[{back}]" in view.text and "hidden" in view.text
+    with pytest.raises(IndexError, match="no shape"):
+        editor.move(99, 10.0, 10.0)
+
+
+@pytest.mark.parametrize("view, first, second", [
+    (explore.encoder_attention_view, (1, 2, 0), (3, 0, 1)),
+    (explore.query_view, (None, "all"), (-1, 2)),
+    (explore.mask_stage_view, (None, "lay1"), (-1, "+res2")),
+    (explore.merge_view, (0.85, 4, "union"), (0.5, 0, "official")),
+])
+def test_a_panel_updating_its_drawing_draws_what_a_fresh_view_draws(traced, view, first, second):
+    """Panels update the artists of the last figure; the picture must be the fresh one's."""
+    import io
+    from PIL import Image
+
+    kept = kept_queries(traced)
+    fill = {None: kept[0], -1: kept[-1]}
+    first = tuple(fill.get(a, a) if not isinstance(a, str) else a for a in first)
+    second = tuple(fill.get(a, a) if not isinstance(a, str) else a for a in second)
+    updated = view(traced, *second, drawing=view(traced, *first).drawing)
+    fresh = view(traced, *second)
+    assert updated.figure is not fresh.figure
+    pixels = [np.asarray(Image.open(io.BytesIO(v.png()))) for v in (updated, fresh)]
+    assert pixels[0].shape == pixels[1].shape
+    assert (pixels[0] != pixels[1]).any(-1).mean() == 0
+    assert updated.text == fresh.text
