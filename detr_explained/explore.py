@@ -56,14 +56,11 @@ ATTENTION_CMAP = "viridis"
 LOGIT_CMAP = "RdBu_r"
 # How many kept queries the scene editor draws a map and a mask for.
 EDITOR_QUERIES = 8
-# Resolution of a panel's picture (the static figures use the notebook's own): 80 dots per inch
-# keep a redraw fast and the picture sharp at the book's width.
+# Resolution of a panel's picture: 80 dots per inch keep a redraw fast and the picture sharp at
+# the book's width.
 PANEL_DPI = 80
-# The sentence every chapter shows under a panel on the static site.
-STATIC_NOTE = ("On this page the controls do not move: they need a running kernel. Open the chapter "
-               "in Colab (the rocket button at the top) or Jupyter, run it, and they do; the figure "
-               "below the panel is drawn by the same function for one chosen state.")
-
+# ... and of a View shown as a cell's result (a static figure of the book).
+STATIC_DPI = 100
 
 # --------------------------------------------------------------------------------------------
 # The state: one image, traced once
@@ -194,12 +191,14 @@ class View:
         return buffer.getvalue()
 
     def _ipython_display_(self):
-        from IPython.display import display
+        # The figure as a PNG made here: it is not a pyplot figure, so the notebook's matplotlib
+        # backend (which may never have been loaded) is not needed to show it.
+        from IPython.display import Image, display
         if self.text:
             print(self.text)
         if self.table:
             print(self.table_text())
-        display(self.figure)
+        display(Image(self.png(dpi=STATIC_DPI)))
 
 
 @dataclass
