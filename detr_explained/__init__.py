@@ -8,6 +8,7 @@ The modules follow the data flow, and the book's chapters follow the modules:
     mask_head                                   book/04_mask_head.ipynb
     merge, inference                            book/05_argmax_merge.ipynb
     detr (the assembly), hub (checkpoints), trace (the record of every intermediate)
+    explore (a view and an ipywidgets panel per stage)  chapters 2, 3, 4, 5 and 7
 """
 from .config import CONFIGS, DETRConfig, get_config
 from .detr import DETR, DETRPanoptic
