@@ -138,10 +138,16 @@ def trace_image(model: DETRPanoptic, image: torch.Tensor, category_names: Option
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"trace_image needs one normalised image (3, H, W) from prepare_image, got {got}")
+    if truth is not None:
+        if not (isinstance(truth, (tuple, list)) and len(truth) == 2):
+            raise ValueError("truth must be (ids, segments_info): an (H, W) id map and its segments")
+        if tuple(np.shape(truth[0])) != tuple(image.shape[-2:]):
+            raise ValueError(f"the ground truth's id map is {tuple(np.shape(truth[0]))} but the image is "
+                             f"{tuple(image.shape[-2:])}: give the ground truth of this image, at its size")
     if is_thing is None:
         from .merge import coco_is_thing
         is_thing = coco_is_thing
-    return _traced(model, image, dict(category_names or {}), is_thing, truth)
+    return _traced(model, image, image, dict(category_names or {}), is_thing, truth)
 
 
 def _traced(model, tensor, image, names, is_thing, truth) -> Traced:

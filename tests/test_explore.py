@@ -356,3 +356,21 @@ def test_a_panel_updating_its_drawing_draws_what_a_fresh_view_draws(traced, view
     assert pixels[0].shape == pixels[1].shape
     assert (pixels[0] != pixels[1]).any(-1).mean() == 0
     assert updated.text == fresh.text
+
+
+def test_a_photo_without_ground_truth(model):
+    """trace_image: a real photo, no ground truth: the merge view has no PQ and one panel."""
+    import matplotlib.cbook
+    from detr_explained import prepare_image
+
+    photo = prepare_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg"), shorter=128, max_longer=192)
+    traced = explore.trace_image(model, photo, synthetic.CATEGORY_NAMES, synthetic.is_thing)
+    assert traced.truth is None and traced.image.shape[:2] == tuple(photo.shape[-2:])
+    view = explore.merge_view(traced, 0.5)
+    assert view.data["pq"] is None and "PQ" not in view.text
+    assert len([ax for ax in view.figure.axes if ax.images]) == 1
+    q = int(traced.probabilities[:, :-1].max(-1).values.argmax())
+    assert explore.query_view(traced, q).data["probabilities"].shape == (synthetic.NUM_CLASSES + 1,)
+    assert explore.encoder_attention_view(traced, 0, 0).data["attention"].shape == traced.grid
+    with pytest.raises(ValueError, match="at its size"):
+        explore.trace_image(model, photo, truth=(np.zeros((5, 5), dtype=np.int64), []))
