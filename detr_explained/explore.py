@@ -121,14 +121,18 @@ class Traced:
         return f"query {query}: {self.name(int(label))} {float(score):.2f}"
 
 
-def trace_scene(model: DETRPanoptic, scene: synthetic.Scene) -> Traced:
+def trace_scene(model: DETRPanoptic, scene: synthetic.Scene, trace: Optional[DETRTrace] = None) -> Traced:
     """Trace a generated scene (``synthetic.held_out_scene`` or an edited layout's render) with
-    its ground truth and the synthetic class names (``book/02_transformer.ipynb``)."""
+    its ground truth and the synthetic class names (``book/02_transformer.ipynb``).
+
+    ``trace``: a trace of this scene by this model that a chapter already has, kept instead of
+    running the model again (it must be of one image of the scene's size).
+    """
     if not isinstance(scene, synthetic.Scene):
         raise TypeError(f"trace_scene needs a synthetic.Scene (e.g. synthetic.held_out_scene(2)), got "
                         f"{type(scene).__name__}; for a photo use trace_image")
     return _traced(model, scene.tensor(), scene.image, synthetic.CATEGORY_NAMES, synthetic.is_thing,
-                   (scene.ids, scene.segments_info()))
+                   (scene.ids, scene.segments_info()), trace)
 
 
 def trace_image(model: DETRPanoptic, image: torch.Tensor, category_names: Optional[Mapping[int, str]] = None,
@@ -150,13 +154,21 @@ def trace_image(model: DETRPanoptic, image: torch.Tensor, category_names: Option
     return _traced(model, image, image, dict(category_names or {}), is_thing, truth)
 
 
-def _traced(model, tensor, image, names, is_thing, truth) -> Traced:
+def _traced(model, tensor, image, names, is_thing, truth, tr: Optional[DETRTrace] = None) -> Traced:
     if not isinstance(model, DETRPanoptic):
         raise TypeError(f"the explorers need a DETRPanoptic (from build_model(...)), got {type(model).__name__}")
     if model.training:
         raise ValueError("the model is in training mode (dropout on): call model.eval() first")
-    parameter = next(model.parameters())
-    tr = trace(model, [tensor.to(parameter.device, parameter.dtype)])
+    if tr is not None:
+        if not isinstance(tr, DETRTrace):
+            raise TypeError(f"trace must be a DETRTrace (from detr_explained.trace), got {type(tr).__name__}")
+        if tuple(tr.images.shape) != (1,) + tuple(tensor.shape) or tr.pred_logits.shape[1] != model.config.num_queries:
+            raise ValueError(f"the trace is of a batch {tuple(tr.images.shape)} with {tr.pred_logits.shape[1]} "
+                             f"queries, not of this one image {tuple(tensor.shape)} by this model: trace the "
+                             "image alone (trace(model, [scene.tensor()])) or leave trace out")
+    else:
+        parameter = next(model.parameters())
+        tr = trace(model, [tensor.to(parameter.device, parameter.dtype)])
     result = merge_panoptic(tr.outputs, tr.sizes, is_thing=is_thing)[0]
     return Traced(trace=tr, image=figures.image_array(image), category_names=names, is_thing=is_thing,
                   truth=truth, result=result)

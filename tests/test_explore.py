@@ -50,6 +50,18 @@ def test_trace_scene_keeps_the_trace_the_truth_and_the_default_merge(traced):
     assert traced.name(synthetic.CIRCLE) == "circle"
 
 
+def test_trace_scene_keeps_a_trace_it_is_given(model, traced):
+    scene = synthetic.held_out_scene(synthetic.BOOK_SCENE)
+    kept = explore.trace_scene(model, scene, trace=traced.trace)
+    assert kept.trace is traced.trace
+    np.testing.assert_array_equal(kept.result.id_map, traced.result.id_map)
+    other = synthetic.make_scene(0, 0, size=(96, 160))
+    with pytest.raises(ValueError, match="not of this one image"):
+        explore.trace_scene(model, other, trace=traced.trace)
+    with pytest.raises(TypeError, match="DETRTrace"):
+        explore.trace_scene(model, scene, trace={"pred_logits": None})
+
+
 def test_trace_scene_refuses_what_is_not_a_scene(model):
     with pytest.raises(TypeError, match="synthetic.Scene"):
         explore.trace_scene(model, torch.zeros(3, 64, 64))
