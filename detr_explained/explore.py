@@ -577,8 +577,9 @@ def mask_stage_view(traced: Traced, query: int, stage: str = "lay3", drawing: Op
                       f"stride {stride}", fontsize=10)
     text = (f"stage {stage} of query {query}: {tuple(x.shape)}, stride {stride}; channel {channel} is the "
             f"most like the final mask (r = {float(r[channel]):.2f})")
-    return View(d.figure, {"channel": best.numpy(), "mean_abs": mean_abs.numpy(),
-                           "shape": tuple(x.shape), "stride": stride}, [], text, d)
+    return View(d.figure, {"channel": best.numpy(), "channel_index": channel, "r": float(r[channel]),
+                           "mean_abs": mean_abs.numpy(), "shape": tuple(x.shape), "stride": stride},
+                [], text, d)
 
 
 # --------------------------------------------------------------------------------------------
