@@ -165,7 +165,7 @@ def test_mask_stage_view_shows_each_stage_at_its_resolution(traced):
         assert view.data["stride"] == 128 // features.shape[-1]
         np.testing.assert_allclose(view.data["mean_abs"], features.abs().mean(0).numpy())
         np.testing.assert_array_equal(view.data["channel"], features[view.data["channel_index"]].numpy())
-        assert -1 <= view.data["r"] <= 1
+        assert abs(view.data["r"]) <= 1 + 1e-5          # a correlation, up to rounding
         seen[stage] = view.data["stride"]
     assert seen["input"] == 32 and seen["+res4"] == 16 and seen["out_lay"] == 4
     with pytest.raises(ValueError, match="stage must be one of"):
