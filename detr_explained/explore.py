@@ -29,6 +29,7 @@ colour scale with a colour bar; legends name classes.
 """
 from __future__ import annotations
 
+import html
 import io
 import numbers
 from dataclasses import dataclass, field
@@ -748,14 +749,18 @@ class Panel:
     def __init__(self, controls: dict, title: str):
         import ipywidgets as widgets
         self.controls = controls
-        self.output = widgets.Output()
+        # The picture is an Image widget whose value is the PNG, not an Output widget that
+        # displays it: an Output's captured display makes nbclient, which executes the book,
+        # miss the kernel's reply now and then and wait a whole cell timeout (seen in 1 run of 4).
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.table = widgets.HTML()
         self.caption = widgets.HTML()
         self.view: Optional[View] = None
         self.updates = 0
         rows = [widgets.HTML(f"<b>{title}</b>"), widgets.HBox(list(controls.values())[:3])]
         if len(controls) > 3:
             rows.append(widgets.HBox(list(controls.values())[3:]))
-        self.widget = widgets.VBox(rows + [self.caption, self.output])
+        self.widget = widgets.VBox(rows + [self.caption, self.picture, self.table])
         for control in controls.values():
             if hasattr(control, "value"):
                 control.observe(self._changed, names="value")
@@ -773,35 +778,18 @@ class Panel:
         raise NotImplementedError
 
     def update(self) -> View:
-        """Recompute the view and draw it into the panel."""
+        """Recompute the view and show it in the panel: caption, picture (PNG) and table."""
         self.view = self.compute()
         self.updates += 1
-        self.caption.value = f"<span>{_escape(self.view.text)}</span>"
-        self._show()
+        self.caption.value = f"<span>{html.escape(self.view.text)}</span>"
+        self.picture.value = self.view.png()
+        self.table.value = (f"<pre style='font-size: 0.8em'>{html.escape(self.view.table_text())}</pre>"
+                            if self.view.table else "")
         return self.view
-
-    def _show(self):
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover
-            return
-        if get_ipython() is None:  # not in a kernel: nothing to draw into
-            return
-        from IPython.display import Image, display
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(Image(self.view.png()))
-            if self.view.table:
-                print(self.view.table_text())
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
-
-
-def _escape(text: str) -> str:
-    import html
-    return html.escape(text)
 
 
 class EncoderAttentionPanel(Panel):

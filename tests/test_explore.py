@@ -225,6 +225,7 @@ def test_encoder_panel_redraws_from_the_trace_when_a_control_moves(traced, no_mo
     panel.controls["layer"].value = 0
     assert panel.view.data["layer"] == 0 and panel.updates == 3
     assert "cell (3, 0)" in panel.caption.value
+    assert panel.picture.value == panel.view.png()        # the panel shows this state's picture
 
 
 def test_query_panel_lists_the_kept_queries_and_follows_the_head(traced, no_model_runs):
@@ -259,6 +260,7 @@ def test_merge_panel_follows_threshold_rule_and_stuff_merge(traced, no_model_run
     panel.controls["stuff_merge"].value = "official"
     assert "official" in panel.view.figure.axes[0].get_title()
     assert panel.updates == 5
+    assert "<pre" in panel.table.value and "segment" in panel.table.value   # the segments table
 
 
 def test_a_view_renders_to_png(traced):

@@ -3,7 +3,7 @@
 A panel is displayed in an ipykernel; the test then plays the front end: it sends the kernel the
 comm message a browser sends when a reader moves a slider ({"method": "update", "state":
 {"value": ...}}) and reads what the kernel sends back on iopub: the panel's caption (an HTML
-widget) updated with the new state, and a new PNG of the figure displayed into its Output
+widget) updated with the new state, and a new PNG of the figure as the value of its Image
 widget. Under ipywidgets 8 (the venv's) and 7.7.1 (Colab's, from .widgets7; `make widgets7`).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ panel = explore.EncoderAttentionPanel(traced, row=0, col=0)
 print("ipywidgets", ipywidgets.__version__)
 print("row slider", panel.controls["row"].model_id)
 print("caption", panel.caption.model_id)
-print("output", panel.output.model_id)
+print("picture", panel.picture.model_id)
 """
 
 
@@ -88,7 +88,7 @@ def test_moving_a_slider_in_the_browser_redraws_the_panel(version):
         printed = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in stdout.splitlines()}
         assert printed["ipywidgets"].split(".")[0] == version.split(".")[0], printed
         assert version == "8" or printed["ipywidgets"] == version
-        slider, caption, output = printed["row slider"], printed["caption"], printed["output"]
+        slider, caption, picture = printed["row slider"], printed["caption"], printed["picture"]
 
         # what the browser sends when the reader drags the row slider to 3
         message = client.session.msg("comm_msg", {"comm_id": slider, "data": {
@@ -100,15 +100,12 @@ def test_moving_a_slider_in_the_browser_redraws_the_panel(version):
                    if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == caption
                    and m["content"]["data"].get("method") == "update"]
         assert any("cell (3, 0)" in state.get("value", "") for state in updates), updates
-        pictures = [m for m in replies if m["msg_type"] == "display_data"
-                    and "image/png" in m["content"]["data"]]
+        # the new picture: an update of the Image widget's value, sent as a binary buffer
+        pictures = [m for m in replies if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == picture
+                    and ["value"] in m["content"]["data"].get("buffer_paths", [])]
         assert pictures, f"no new picture after the slider moved: {[m['msg_type'] for m in replies]}"
-        # ipywidgets routes what the panel displays into its Output widget: the kernel tells
-        # the front end the Output's msg_id, the one the picture's parent header carries
-        routed = [m["content"]["data"]["state"].get("msg_id") for m in replies
-                  if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == output
-                  and "msg_id" in m["content"]["data"].get("state", {})]
-        assert pictures[-1]["parent_header"]["msg_id"] in routed
+        png = bytes(pictures[-1]["buffers"][0])
+        assert png.startswith(b"\x89PNG") and len(png) > 5_000
 
         stdout, _ = _run(client, "print(panel.updates, panel.view.data['attention'].shape)")
         assert stdout.split()[0] == "2"
