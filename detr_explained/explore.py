@@ -684,10 +684,10 @@ def scene_view(traced: Traced, layout=None) -> View:
     result = traced.result
     gt_ids, gt_segments = _renumbered(*traced.truth)
     kept = [q for s in result.segments_info for q in s["queries"]][:EDITOR_QUERIES]
-    fig = _figure(max(11.0, 1.6 * len(kept)), 6.4)
+    fig = _figure(max(12.0, 1.6 * len(kept)), 6.4)
     upper, lower = fig.subfigures(2, 1, height_ratios=[1.45, 1])
-    top = upper.subplots(1, 3, width_ratios=[1, 1, 1.6])
-    upper.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.02, wspace=0.08)
+    top = upper.subplots(1, 3)
+    upper.subplots_adjust(left=0.01, right=0.84, top=0.9, bottom=0.02, wspace=0.08)
     lower.subplots_adjust(left=0.01, right=0.99, top=0.78, bottom=0.02, wspace=0.06)
     top[0].imshow(traced.image)
     _bare(top[0])
@@ -707,10 +707,16 @@ def scene_view(traced: Traced, layout=None) -> View:
     for ax in top[1:]:
         ax.images[0].set_interpolation("nearest")
         ax.get_legend().set_visible(False)
-    handles = [Patch(facecolor=c, edgecolor="#333333",
-                     label=f"{traced.name(s['category_id'])}") for c, s in zip(gt_colors, gt_segments)]
-    top[2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                  title="ground truth", title_fontsize=8)
+        ax.title.set_fontsize(9)
+    # one legend for both maps: the ground truth's segments (a prediction that matches one has
+    # its colour), then the predicted segments that match none
+    handles = [Patch(facecolor=c, edgecolor="#333333", label=f"{k + 1}: {traced.name(s['category_id'])}")
+               for k, (c, s) in enumerate(zip(gt_colors, gt_segments))]
+    gt_rgb = {tuple(np.round(c, 6)) for c in gt_colors}
+    handles += [Patch(facecolor=c, edgecolor="#333333", label=f"{traced.name(s['category_id'])}: no match")
+                for c, s in zip(pred_colors, result.segments_info) if tuple(np.round(c, 6)) not in gt_rgb]
+    top[2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+                  title="segments", title_fontsize=8)
     maps = traced.trace.attention_maps[0].sum(1)                                # (N, h, w)
     vmax = float(maps[kept].max()) if kept else 1.0
     masks = F.interpolate(traced.trace.pred_masks[:, kept], size=traced.image.shape[:2], mode="bilinear",
