@@ -922,9 +922,9 @@ class SceneEditor(Panel):
                                       continuous_update=False),
             "category": widgets.Dropdown(options=[(c["name"], c["id"]) for c in synthetic.THING_CATEGORIES],
                                          value=synthetic.CIRCLE, description="new"),
-            "add": widgets.Button(description="add shape"),
-            "remove": widgets.Button(description="remove shape"),
-            "undo": widgets.Button(description="undo"),
+            "add": widgets.Button(description="add", tooltip="add a shape of the class under 'new', on top"),
+            "remove": widgets.Button(description="remove", tooltip="remove the chosen shape"),
+            "undo": widgets.Button(description="undo", tooltip="back to the scene before the last edit"),
         }
         self._syncing = False
         super().__init__(controls, "Scene editor")
