@@ -822,6 +822,22 @@ class EncoderAttentionPanel(Panel):
                                       drawing=self.drawing)
 
 
+def _query_choice(traced: Traced, query: Optional[int], all_queries: bool = False) -> tuple[list, int]:
+    """A query dropdown's (label, query) options, the kept queries (or all) with class and
+    score, and the query it starts on: ``query``, added to the list if it is not kept, or the
+    first kept one."""
+    rows = query_rows(traced)                                   # row q is query q
+
+    def option(row):
+        return f"{row['query']}: {row['class']} {row['score']:.2f}" + ("" if row["kept"] else " (dropped)"), row["query"]
+
+    options = [option(r) for r in rows if r["kept"] or all_queries] or [option(r) for r in rows]
+    query = options[0][1] if query is None else _check_query(traced, query)
+    if query not in [value for _, value in options]:
+        options.append(option(rows[query]))
+    return options, query
+
+
 class QueryPanel(Panel):
     """Pick a kept query (listed with class and score) and a head or all heads
     (``book/03_attention_maps.ipynb``)."""
@@ -829,13 +845,7 @@ class QueryPanel(Panel):
     def __init__(self, traced: Traced, query: Optional[int] = None, head="all", all_queries: bool = False):
         import ipywidgets as widgets
         self.traced = traced
-        rows = query_rows(traced)
-        shown = [r for r in rows if r["kept"] or all_queries] or rows
-        options = [(f"{r['query']}: {r['class']} {r['score']:.2f}" + ("" if r["kept"] else " (dropped)"),
-                    r["query"]) for r in shown]
-        query = options[0][1] if query is None else _check_query(traced, query)
-        if query not in [v for _, v in options]:
-            options.append((f"{query}: {traced.query_label(query)}", query))
+        options, query = _query_choice(traced, query, all_queries)
         controls = {
             "query": widgets.Dropdown(options=options, value=query, description="query"),
             "head": widgets.Dropdown(options=[("all heads", "all")] + [(f"head {m}", m)
@@ -856,11 +866,7 @@ class MaskStagePanel(Panel):
     def __init__(self, traced: Traced, query: Optional[int] = None, stage: str = "lay3"):
         import ipywidgets as widgets
         self.traced = traced
-        rows = [r for r in query_rows(traced) if r["kept"]] or query_rows(traced)
-        options = [(f"{r['query']}: {r['class']} {r['score']:.2f}", r["query"]) for r in rows]
-        query = options[0][1] if query is None else _check_query(traced, query)
-        if query not in [v for _, v in options]:
-            options.append((traced.query_label(query), query))
+        options, query = _query_choice(traced, query)
         controls = {
             "query": widgets.Dropdown(options=options, value=query, description="query"),
             "stage": widgets.SelectionSlider(options=list(MASK_STAGES), value=stage, description="stage"),

@@ -235,6 +235,12 @@ def test_query_panel_lists_the_kept_queries_and_follows_the_head(traced, no_mode
     labels = [label for label, _ in panel.controls["query"].options]
     assert all(traced.name(synthetic.CIRCLE) in label or ":" in label for label in labels)
     q = values[-1]
+    dropped = next(r["query"] for r in explore.query_rows(traced) if not r["kept"])
+    starting_on_dropped = explore.QueryPanel(traced, query=dropped)
+    assert starting_on_dropped.controls["query"].options[-1] == (
+        f"{dropped}: {explore.query_rows(traced)[dropped]['class']} "
+        f"{explore.query_rows(traced)[dropped]['score']:.2f} (dropped)", dropped)
+    assert starting_on_dropped.view.data["segment"].sum() == 0
     panel.controls["query"].value = q
     panel.controls["head"].value = 0
     np.testing.assert_array_equal(panel.view.data["attention"], traced.trace.attention_maps[0, q, 0].numpy())
