@@ -829,7 +829,8 @@ def _query_choice(traced: Traced, query: Optional[int], all_queries: bool = Fals
     rows = query_rows(traced)                                   # row q is query q
 
     def option(row):
-        return f"{row['query']}: {row['class']} {row['score']:.2f}" + ("" if row["kept"] else " (dropped)"), row["query"]
+        dropped = "" if row["kept"] else " (dropped)"
+        return f"{row['query']}: {row['class']} {row['score']:.2f}{dropped}", row["query"]
 
     options = [option(r) for r in rows if r["kept"] or all_queries] or [option(r) for r in rows]
     query = options[0][1] if query is None else _check_query(traced, query)
