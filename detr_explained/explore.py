@@ -268,6 +268,12 @@ def _check_query(traced: Traced, query) -> int:
     return int(query)
 
 
+def _check_head(traced: Traced, head) -> None:
+    M = traced.num_heads
+    if head != "all" and (isinstance(head, bool) or not isinstance(head, numbers.Integral) or not 0 <= head < M):
+        raise ValueError(f'head must be "all" or a head index from 0 to {M - 1}, got {head!r}')
+
+
 def _check_choice(value, name: str, choices: Sequence) -> object:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -440,8 +446,7 @@ def query_view(traced: Traced, query: int, head="all", drawing: Optional[Drawing
     """
     query = _check_query(traced, query)
     M = traced.num_heads
-    if head != "all" and (isinstance(head, bool) or not isinstance(head, numbers.Integral) or not 0 <= head < M):
-        raise ValueError(f'head must be "all" or a head index from 0 to {M - 1}, got {head!r}')
+    _check_head(traced, head)
     maps = traced.trace.attention_maps[0, query]                                # (M, h, w)
     if head == "all":
         shown, vmax, what = maps.sum(0), float(maps.sum(0).max()), f"{M} heads summed"
@@ -807,11 +812,14 @@ class EncoderAttentionPanel(Panel):
         self.traced = traced
         h, w = traced.grid
         layers = traced.trace.encoder_attention.shape[0]
+        if isinstance(layer, numbers.Integral) and not isinstance(layer, bool) and -layers <= layer < 0:
+            layer += layers
+        encoder_attention_at(traced, row, col, layer)   # a clear error here: a slider would clamp
         controls = {
             "row": widgets.IntSlider(value=row, min=0, max=h - 1, description="row"),
             "col": widgets.IntSlider(value=col, min=0, max=w - 1, description="column"),
             "layer": widgets.ToggleButtons(options=[(f"layer {k}", k) for k in range(layers)],
-                                           value=layer % layers, description="encoder"),
+                                           value=layer, description="encoder"),
         }
         super().__init__(controls, "Encoder self-attention at a point")
         self.update()
@@ -847,6 +855,7 @@ class QueryPanel(Panel):
         import ipywidgets as widgets
         self.traced = traced
         options, query = _query_choice(traced, query, all_queries)
+        _check_head(traced, head)
         controls = {
             "query": widgets.Dropdown(options=options, value=query, description="query"),
             "head": widgets.Dropdown(options=[("all heads", "all")] + [(f"head {m}", m)
@@ -868,6 +877,7 @@ class MaskStagePanel(Panel):
         import ipywidgets as widgets
         self.traced = traced
         options, query = _query_choice(traced, query)
+        _check_choice(stage, "stage", MASK_STAGES)
         controls = {
             "query": widgets.Dropdown(options=options, value=query, description="query"),
             "stage": widgets.SelectionSlider(options=list(MASK_STAGES), value=stage, description="stage"),
@@ -889,6 +899,11 @@ class MergePanel(Panel):
         import ipywidgets as widgets
         self.traced = traced
         low, high = THRESHOLD_RANGE
+        if check_threshold(threshold) < low or threshold > high:   # the slider would clamp it
+            raise ValueError(f"the merge explorer's threshold runs from {low} to {high}, got {threshold!r}; "
+                             "for other values call merge_view(traced, threshold)")
+        check_max_removed_area(max_removed_area)
+        _check_choice(stuff_merge, "stuff_merge", STUFF_MERGES)
         controls = {
             "threshold": widgets.FloatSlider(value=threshold, min=low, max=high, step=0.01,
                                              description="threshold", continuous_update=False),

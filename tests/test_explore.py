@@ -269,6 +269,23 @@ def test_merge_panel_follows_threshold_rule_and_stuff_merge(traced, no_model_run
     assert "<pre" in panel.table.value and "segment" in panel.table.value   # the segments table
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda t: explore.EncoderAttentionPanel(t, row=9), "row must be"),
+    (lambda t: explore.EncoderAttentionPanel(t, layer=5), "layer must be"),
+    (lambda t: explore.QueryPanel(t, query=99), "query must be"),
+    (lambda t: explore.QueryPanel(t, head=8), "head must be"),
+    (lambda t: explore.MaskStagePanel(t, stage="lay9"), "stage must be one of"),
+    (lambda t: explore.MergePanel(t, threshold=0.3), "runs from 0.5 to 0.99"),
+    (lambda t: explore.MergePanel(t, stuff_merge="all"), "stuff_merge must be"),
+])
+def test_panels_refuse_a_first_state_their_controls_cannot_show(traced, make, message):
+    """A slider would clamp such a value silently, a dropdown fail with a trait error."""
+    with pytest.raises(ValueError, match=message):
+        make(traced)
+    assert explore.EncoderAttentionPanel(traced, layer=-1).controls["layer"].value == \
+        traced.trace.encoder_attention.shape[0] - 1
+
+
 def test_a_view_renders_to_png(traced):
     png = explore.merge_view(traced).png()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
