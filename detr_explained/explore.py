@@ -677,6 +677,31 @@ def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_ar
 # 5. Scene editor (book/07_train_it_yourself.ipynb)
 # --------------------------------------------------------------------------------------------
 
+def shapes_found(traced: Traced, layout) -> tuple[dict, dict]:
+    """For each shape of ``layout`` that shows in the traced scene (``layout.render()``): whether
+    a predicted segment matches it (PQ's match: the same class, IoU above 0.5), and how many
+    predicted things that match no shape lie mostly on it (one that lies on no shape counts nowhere). Returns ``(found, extra)``, two dicts
+    keyed by the shape's position in ``layout.shapes`` (``book/07_train_it_yourself.ipynb``)."""
+    truth = torch.from_numpy(traced.truth[0])                                   # (H, W) ids
+    shown = [k for k, shape in enumerate(layout.shapes) if bool((truth == shape.segment_id).any())]
+    found, extra = dict.fromkeys(shown, False), dict.fromkeys(shown, 0)
+    predicted = [s for s in traced.result.segments_info if s["isthing"]]
+    if not shown or not predicted:
+        return found, extra
+    gt = torch.stack([truth == layout.shapes[k].segment_id for k in shown])     # (G, H, W)
+    masks = torch.stack([traced.result.id_map == s["id"] for s in predicted])   # (P, H, W)
+    same_class = torch.tensor([[s["category_id"] == layout.shapes[k].category for k in shown]
+                               for s in predicted])                            # (P, G)
+    match = (pq.mask_iou(masks, gt) > 0.5) & same_class                         # (P, G)
+    for g in match.any(0).nonzero()[:, 0].tolist():
+        found[shown[g]] = True
+    for p in (~match.any(1)).nonzero()[:, 0].tolist():                          # matches no shape
+        overlap = (masks[p] & gt).sum((1, 2))                                   # (G,) pixels on each
+        if overlap.max() > 0:                                                   # on stuff only: no shape's
+            extra[shown[int(overlap.argmax())]] += 1
+    return found, extra
+
+
 def scene_view(traced: Traced, layout=None) -> View:
     """A scene, what the trained model makes of it, and its kept queries
     (``book/07_train_it_yourself.ipynb``).

@@ -362,6 +362,20 @@ def test_buttons_edit_the_scene(editor):
     assert len(editor.layout.shapes) == count
 
 
+def test_shapes_found_follows_pq_matches(editor):
+    layout, traced = editor.layout, editor.traced
+    found, extra = explore.shapes_found(traced, layout)
+    assert sorted(found) == [k for k in range(len(layout.shapes)) if k not in layout.hidden()]
+    things = [s for s in traced.truth[1] if s["isthing"]]
+    matched = explore.pq_of(traced, traced.result)
+    tp = sum(matched.per_class[c]["tp"] for c in synthetic.THING_IDS if c in matched.per_class)
+    fp = sum(matched.per_class[c]["fp"] for c in synthetic.THING_IDS if c in matched.per_class)
+    assert sum(found.values()) == tp and len(found) == len(things)
+    assert sum(extra.values()) <= fp          # an unmatched thing on stuff alone counts on no shape
+    editor.remove(0)
+    assert len(explore.shapes_found(editor.traced, editor.layout)[0]) == len(found) - 1
+
+
 def test_a_shape_moved_behind_another_is_reported_hidden(editor):
     layout = editor.layout
     back = 0
