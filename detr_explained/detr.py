@@ -151,7 +151,7 @@ class DETRPanoptic(nn.Module):
                                   (channels["res4"], channels["res3"], channels["res2"]), config.mask_groups)
 
     def forward(self, images: Sequence[torch.Tensor], recorder: Optional[dict] = None,
-                select: Optional[Callable[[dict], list]] = None) -> dict:
+                select: Optional[Callable[[dict], list]] = None, masks: bool = True) -> dict:
         """images: a list of 3xHxW normalised float tensors of any sizes (or an ImageBatch).
 
         Returns pred_logits (B, N, C+1), pred_boxes (B, N, 4) and pred_masks (B, N, H/4, W/4).
@@ -165,6 +165,9 @@ class DETRPanoptic(nn.Module):
         ``selected`` (the pairs) instead of pred_masks. Each query is its own sample of the mask
         head, so the selected masks equal the corresponding ones of the full forward; a training
         step of detr-tiny-synthetic takes about 1/6 less time (benchmarks/train_step_speed.py).
+        ``masks=False``: the box detector's outputs only (pred_logits, pred_boxes, aux_outputs),
+        no attention map or mask: the first stage of the official two-stage recipe
+        (``book/09_your_own_dataset.ipynb``).
         """
         if recorder is not None and not isinstance(recorder, dict):
             raise TypeError(f"recorder must be a dict (it receives the intermediates) or None, got "
@@ -176,6 +179,8 @@ class DETRPanoptic(nn.Module):
         if recorder is not None:
             recorder["batch"] = batch
         state = self.detr.encode_decode(batch, recorder)
+        if not masks:
+            return self.detr.outputs(state)
         res2, res3, res4 = (state["features"][level] for level in ("res2", "res3", "res4"))
         box_embeddings = state["hs"][-1]                                # (B, N, d)
         bbox_mask = self.bbox_attention(box_embeddings, state["memory"],

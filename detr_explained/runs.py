@@ -2,7 +2,9 @@
 
 Explained in ``book/07_train_it_yourself.ipynb``. A run folder holds three files:
 ``checkpoint.pth`` (everything to go on), ``model.pth`` (the weights to ship) and ``log.jsonl``
-(one line per logged step and evaluation). The rules that keep a run safe:
+(one line per logged step and evaluation); :func:`save_checkpoint` writes the first two and
+:func:`load_training_checkpoint` reads a checkpoint back for ``--resume``. The rules that keep a
+run safe:
 
 - A folder that holds a run is used again only with ``--resume`` (go on) or ``--overwrite``
   (start again); it is never replaced by accident.
@@ -16,10 +18,13 @@ Explained in ``book/07_train_it_yourself.ipynb``. A run folder holds three files
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import io
 import json
 import os
 import shlex
+import sys
 from typing import Optional, Sequence
 
 import torch
@@ -159,3 +164,83 @@ def resume_command(argv: Sequence[str], world_size: int = 1) -> str:
     else:
         launcher = ["python", "-m", "detr_explained.train"]
     return shlex.join([*launcher, *kept, "--resume"])
+
+
+# ----------------------------------------------------------------------------------------------
+# What a checkpoint holds
+# ----------------------------------------------------------------------------------------------
+
+# The keys every checkpoint.pth of the training command has.
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "config", "args", "rng", "train_seconds")
+
+# The options a resumed run takes from its checkpoint, whatever the new command line says: they
+# decide the data order and the updates, so changing them would not continue the same run.
+# The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
+RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed", "hflip",
+                   "val_size", "model_dtype", "ema", "stage")
+
+
+def save_checkpoint(folder: RunFolder, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    epoch: int, args: argparse.Namespace, rng: list[torch.Tensor],
+                    train_seconds: float, categories: Optional[list[dict]] = None,
+                    ema: Optional[torch.nn.Module] = None) -> None:
+    """Write ``checkpoint.pth`` (to resume) and ``model.pth`` (to ship) (``book/07_train_it_yourself.ipynb``).
+
+    Only plain types, tensors and dicts, so ``torch.load(..., weights_only=True)`` (what
+    ``hub.read_checkpoint`` does) reads both. Both carry the dataset's ``categories`` (id, name,
+    isthing), so evaluating or resuming on a dataset with other classes is refused, and the config,
+    so that ``evaluate.load_trained_model`` rebuilds the same model from either. With ``--ema``
+    (``ema``, a torch AveragedModel) the checkpoint also holds the averaged weights (``"ema"``),
+    and ``model.pth`` ships those. Each file is written under a temporary name and renamed
+    (:meth:`RunFolder.save`), so a run stopped mid-write or a full disk leaves the previous files intact.
+    """
+    state_dict = model.state_dict()
+    checkpoint = {
+        "model": state_dict,
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "epoch": epoch,
+        "config": dataclasses.asdict(model.config),
+        "args": {k: v for k, v in vars(args).items() if k != "traceback"},
+        "rng": rng,
+        "train_seconds": train_seconds,
+        "categories": categories,
+    }
+    if ema is not None:
+        checkpoint["ema"] = {"model": ema.module.state_dict(), "n_averaged": ema.n_averaged}
+        state_dict = ema.module.state_dict()
+    dtype = getattr(torch, args.model_dtype)
+    shipped = {"model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()},
+               "config": checkpoint["config"], "categories": categories}
+    folder.save({CHECKPOINT_FILE: checkpoint, MODEL_FILE: shipped})
+
+
+def load_training_checkpoint(out: str) -> dict:
+    """checkpoint.pth, read as ``hub.read_checkpoint`` reads it, weights only
+    (``book/07_train_it_yourself.ipynb``)."""
+    path = os.path.join(out, CHECKPOINT_FILE)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {CHECKPOINT_FILE} in {out}: nothing to resume") from None
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: "
+                         f"{str(err)[:200]}); start again with --overwrite") from err
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(loaded, dict) or key not in loaded]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint written by this training command (it lacks "
+                         f"{', '.join(missing)}); a model.pth cannot be resumed: start again with --overwrite")
+    return loaded
+
+
+def restore_training_options(args: argparse.Namespace, saved: dict, announce: bool = True) -> None:
+    """--resume: put the checkpoint's RESUMED_OPTIONS back into ``args``, saying on stderr which
+    ones the new command line had changed (``book/07_train_it_yourself.ipynb``)."""
+    changed = [f"--{name.replace('_', '-')} {saved[name]} (not {getattr(args, name)})"
+               for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name, None)]
+    for name in RESUMED_OPTIONS:
+        if name in saved:
+            setattr(args, name, saved[name])
+    if changed and announce:
+        print("note: resuming with the checkpoint's " + ", ".join(changed), file=sys.stderr)
