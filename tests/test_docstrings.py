@@ -27,6 +27,7 @@ def test_every_public_function_and_class_names_its_chapter():
 
 def test_named_chapters_are_planned_ones():
     planned = {"intro", "01_backbone", "02_transformer", "03_attention_maps", "04_mask_head",
-               "05_argmax_merge", "06_checking_the_brief", "07_train_it_yourself"}
+               "05_argmax_merge", "06_checking_the_brief", "07_train_it_yourself",
+               "08_published_model", "09_your_own_dataset"}
     named = {match for _, member in public_members() for match in CHAPTER.findall(inspect.getdoc(member) or "")}
     assert named <= planned, named - planned
