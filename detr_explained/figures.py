@@ -437,3 +437,81 @@ def shape_table(named_tensors, input_size: Optional[Sequence[int]] = None,
             stride = 2 ** round(math.log2(input_size[0] / shape[-2]))
         rows.append((str(name), str(shape), "-" if stride is None else f"/{stride}"))
     return ShapeTable(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Your own labels (book/09_your_own_dataset.ipynb)
+# --------------------------------------------------------------------------------------------
+
+def show_export(image, annotations: Sequence[Mapping], semantic, category_names: Mapping[int, str],
+                stuff_colors: Optional[Mapping[int, Sequence[float]]] = None):
+    """What a labelling tool exported for one image, in three panels (``book/09_your_own_dataset.ipynb``):
+    the photo; the same photo with each instance's polygon outlined and named; the semantic PNG
+    of the stuff in flat colours (0, unlabelled, black), with a legend of class names.
+
+    ``annotations``: the image's entries of a COCO instances JSON (``category_id`` and polygon
+    ``segmentation``); ``semantic``: the (H, W) array of stuff category ids. Returns the figure.
+    """
+    from matplotlib.patches import Polygon as PolygonPatch
+    pixels = image_array(image)
+    semantic = _to_numpy(semantic).astype(np.int64)
+    fig, axes = new_figure(1, 3, figsize=(12, 3.6 * pixels.shape[0] / pixels.shape[1] + 0.6))
+    axes[0, 0].imshow(pixels)
+    axes[0, 0].set_title("the photo")
+    axes[0, 1].imshow(pixels)
+    axes[0, 1].set_title(f"instances.json: {len(annotations)} polygons")
+    thing_ids = sorted({a["category_id"] for a in annotations})
+    outline = dict(zip(thing_ids, segment_colors(len(thing_ids) + 8)[::2]))
+    for ann in annotations:
+        for polygon in ann["segmentation"]:
+            points = np.asarray(polygon, dtype=float).reshape(-1, 2)
+            axes[0, 1].add_patch(PolygonPatch(points, closed=True, fill=False, lw=1.6,
+                                              edgecolor=outline[ann["category_id"]]))
+    values = sorted(set(np.unique(semantic).tolist()))
+    palette = stuff_colors or {}
+    rgb = np.zeros(semantic.shape + (3,))
+    handles = []
+    fallback = iter(segment_colors(len(values) + 8)[1::2])
+    for value in values:
+        color = VOID_COLOR if value == 0 else tuple(palette.get(value, next(fallback)))
+        rgb[semantic == value] = color
+        label = "0: unlabelled" if value == 0 else f"{value}: {category_names.get(value, value)}"
+        handles.append(Patch(facecolor=color, edgecolor="#333333", label=label))
+    handles += [Patch(facecolor="none", edgecolor=outline[c], lw=1.6, label=f"{c}: {category_names.get(c, c)}")
+                for c in thing_ids]
+    axes[0, 2].imshow(rgb, interpolation="nearest")
+    axes[0, 2].set_title("semantic PNG (stuff ids)")
+    for ax in axes[0]:
+        ax.set_axis_off()
+    axes[0, 2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      title="category id: name")
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(images: Sequence, truths: Sequence[tuple], predictions: Sequence[tuple],
+                     category_names: Mapping[int, str], titles: Optional[Sequence[str]] = None):
+    """Held-out images, their ground truth and the model's panoptic maps, one row per image
+    (``book/09_your_own_dataset.ipynb``).
+
+    ``truths`` and ``predictions``: ``(id_map, segments_info)`` pairs. A predicted segment gets the
+    colour of the ground-truth segment it matches in PQ's sense (``matched_colors``: same class,
+    IoU above 0.5); a segment without a match gets a colour no ground-truth segment has. Colours
+    are flat (not blended with the photo), so the legends' colours are the map's. Returns the figure.
+    """
+    rows = len(images)
+    fig, axes = new_figure(rows, 3, figsize=(12, 4.6 * rows))
+    for r, (image, (gt_ids, gt_segments), (pred_ids, pred_segments)) in enumerate(zip(images, truths, predictions)):
+        pred_colors, gt_colors = matched_colors(pred_ids, pred_segments, gt_ids, gt_segments)
+        show_image(image, ax=axes[r, 0], title=(titles[r] if titles else None))
+        show_panoptic(gt_ids, gt_segments, category_names=category_names, ax=axes[r, 1],
+                      title="ground truth", colors=gt_colors)
+        show_panoptic(pred_ids, pred_segments, category_names=category_names, ax=axes[r, 2],
+                      title="model", colors=pred_colors)
+        for ax in axes[r, 1:]:   # legends under their maps, so that no panel hides another's
+            legend = ax.get_legend()
+            handles = getattr(legend, "legend_handles", None) or legend.legendHandles   # matplotlib < 3.7
+            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2,
+                      fontsize=8, frameon=False, handlelength=1.2, columnspacing=0.8)
+    fig.tight_layout()
+    return fig

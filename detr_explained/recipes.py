@@ -7,7 +7,7 @@ shipped ``detr-tiny-synthetic``, or a ``model.pth`` / ``checkpoint.pth`` the tra
 wrote. The model takes the file's config. If the new dataset has the same categories as the file
 (ids, names and isthing), every weight is kept. Otherwise the class head, ``detr.class_embed``
 (hidden_dim -> C + 1), cannot mean anything for the new classes: it is re-initialised for the new
-C, and everything else is kept: the backbone, the transformer, the 100 (here 10) query
+C, and everything else is kept: the backbone, the transformer, the query
 embeddings, the box head, the attention maps and the mask head. They have learned what an object
 and a region look like, which the new classes share.
 
