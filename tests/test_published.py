@@ -244,3 +244,31 @@ def test_fetch_image_arguments(tmp_path):
         published.fetch_image("ftp://example.org/x.jpg", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="timeout"):
         published.fetch_image("http://example.org/x.jpg", cache_dir=tmp_path, timeout=0)
+
+
+def test_the_published_path_traces_and_draws(hub_dir, photo_url, no_network):
+    """Chapter 8's online path end to end, on a stand-in for the official weights: a seeded R50
+    whose class head keeps about 20 queries with COCO classes on the photo (demo.planted_model),
+    saved in the official format. The chapter's cells run on it as on the real model."""
+    from detr_explained.demo import planted_model
+    photo = published.fetch_image(photo_url)
+    image = de.prepare_image(photo)                                         # (3, 800, 1066)
+    model = planted_model("detr-r50-panoptic", images=[image])
+    path = hub_dir / "checkpoints" / hub.CHECKPOINTS["detr-r50-panoptic"].filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, path)
+    del model
+    result = published.load_published(url=photo_url)
+    assert result.online
+    traced = result.trace()
+    kept = [row for row in explore.query_rows(traced) if row["kept"]]
+    assert len(kept) >= 10
+    query = published.query_to_show(traced)
+    view = published.heads_view(traced, query)
+    assert view.data["attention"].shape[0] == 8 and np.isclose(view.data["shares"].sum(), 1.0, atol=1e-4)
+    merged = explore.merge_view(traced)
+    named = [traced.name(s["category_id"]) for s in traced.result.segments_info]
+    in_table = [s["category_id"] for s in traced.result.segments_info if s["category_id"] in coco.category_names()]
+    assert in_table and all(coco.category_names()[c] in named for c in in_table)
+    assert merged.png()[:4] == b"\x89PNG" and "PQ" not in merged.text      # no ground truth online
+    assert len(published.kept_table(traced).splitlines()) == len(kept) + 1
