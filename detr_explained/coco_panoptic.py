@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import operator
 import os
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.ops import box_convert, masks_to_boxes
 
+from .checks import is_json_whole as _is_whole, json_kind as _kind, json_whole_number as _whole_number
 from .merge import VOID_ID, id2rgb, rgb2id
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_rgb
 
@@ -474,19 +475,6 @@ def _read_panoptic_json(path: str) -> dict:
     return data
 
 
-def _kind(value) -> str:
-    """'a dict', 'the number 5', ...: what a JSON value is, for a message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
-
-
 def _check_object(entry, where: str, expected: str) -> None:
     if not isinstance(entry, dict):
         raise ValueError(f"{where} is {_kind(entry)}; give {expected}")
@@ -498,27 +486,8 @@ def _check_keys(entry: dict, keys: tuple, where: str, rule: str) -> None:
         raise ValueError(f"{where} has no {' or '.join(repr(k) for k in missing)}: {rule}")
 
 
-def _is_whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_zero_or_one(value) -> bool:
     return isinstance(value, bool) or (_is_whole(value) and value in (0, 1))
-
-
-def _whole_number(value, what: str, where: str, minimum: int, maximum: Optional[int], meaning: str) -> int:
-    """``value`` if it is a whole JSON number in [minimum, maximum]; otherwise a ValueError."""
-    if not _is_whole(value):
-        example = ""
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            example = f" (write {value.strip()} without quotes)"
-        elif isinstance(value, float) and value.is_integer():
-            example = f" (write {int(value)}, not {value!r})"
-        raise ValueError(f"{where}: {what} is {_kind(value)}; give a whole number{example}: {meaning}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{where}: {what} is {value}; give a whole number {bounds}: {meaning}")
-    return value
 
 
 def _file_name(value, where: str, example: str) -> str:

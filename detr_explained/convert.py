@@ -81,6 +81,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from . import cli
+from .checks import is_json_whole as _is_whole, json_kind as _kind, json_whole_number as _whole
 from .coco_panoptic import MAX_CATEGORY_ID, PanopticPaths, default_paths
 from .merge import id2rgb
 from .synthetic import segment_annotation
@@ -106,23 +107,6 @@ _DESCRIPTION = "COCO panoptic dataset converted by detr_explained.convert"
 
 # ---- reading and checking the inputs -----------------------------------------------------------
 
-def _kind(value) -> str:
-    """What a JSON value is, for a message: 'null', 'the number 5', 'a list', ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
-
-
-def _is_whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value) -> bool:
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(float(value)))
@@ -132,20 +116,6 @@ def _zero_or_one(value, what: str, where: str, meaning: str) -> int:
     if isinstance(value, bool) or (_is_whole(value) and value in (0, 1)):
         return int(value)
     raise ValueError(f"{where}: {what} is {_kind(value)}; give 0 (or false) or 1 (or true): {meaning}")
-
-
-def _whole(value, what: str, where: str, minimum: int, maximum: Optional[int], meaning: str) -> int:
-    if not _is_whole(value):
-        hint = ""
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            hint = f" (write {value.strip()} without quotes)"
-        elif isinstance(value, float) and value.is_integer():
-            hint = f" (write {int(value)}, not {value!r})"
-        raise ValueError(f"{where}: {what} is {_kind(value)}; give a whole number{hint}: {meaning}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{where}: {what} is {value}; give a whole number {bounds}: {meaning}")
-    return value
 
 
 def _require(entry, keys: tuple, where: str, expected: str) -> None:
