@@ -131,6 +131,25 @@ def build_from_initial(initial: InitialWeights, categories: list[dict], num_clas
     return model, False
 
 
+# The official BackboneBase trains only layer2..layer4 of a pretrained ResNet: the stem (conv1,
+# bn1) and layer1 keep their ImageNet weights (requires_grad False).
+TRAINED_BACKBONE_LAYERS = ("layer2", "layer3", "layer4")
+
+
+def freeze_pretrained_stem(model: torch.nn.Module) -> int:
+    """Freeze the ResNet's stem and layer1, as the official code does for a pretrained backbone
+    (``book/09_your_own_dataset.ipynb``). The training command does this for configs with frozen
+    batch norm (the official ones, meant for ImageNet or COCO weights); a backbone trained from
+    scratch (``detr-tiny-synthetic``, ordinary batch norm) learns in all its layers. Returns how
+    many parameters it froze."""
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if ".backbone." in f".{name}" and not any(f".{layer}." in name for layer in TRAINED_BACKBONE_LAYERS):
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    return frozen
+
+
 def check_stage(stage: str) -> str:
     """``stage`` if it is one of :data:`STAGES`, else a ValueError saying which there are
     (``book/09_your_own_dataset.ipynb``)."""

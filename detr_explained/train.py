@@ -72,8 +72,8 @@ from .loop import (CLIP_MAX_NORM, LR, LR_DROP_FACTOR, LR_PRETRAINED_BACKBONE, WE
                    Progress, StopRequest, Trainer, TrainingStopped, build_optimizer, default_lr_backbone,
                    is_backbone_parameter, pq_fields, set_learning_rate, train_step)
 from .merge import KEEP_THRESHOLD
-from .recipes import STAGES, build_from_initial, freeze_for_stage, read_initial_weights, same_categories, \
-    stage_loss_weights
+from .recipes import STAGES, build_from_initial, freeze_for_stage, freeze_pretrained_stem, read_initial_weights, \
+    same_categories, stage_loss_weights
 from .runs import (CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, RESUMED_OPTIONS, RUN_FILES, RunFolder,  # noqa: F401
                    load_training_checkpoint, resume_command, restore_training_options, save_checkpoint)
 from .threads import ThreadGovernor, parse_threads
@@ -357,6 +357,8 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
               "pretrained weights the ResNet is unnormalised. For training from scratch use "
               "--config detr-tiny-synthetic or a config with frozen_batchnorm=False.", file=sys.stderr)
     learning = freeze_for_stage(model, stage)
+    if config.frozen_batchnorm and stage != "masks":   # a pretrained backbone, trained as officially
+        learning -= freeze_pretrained_stem(model)
     lr_backbone = default_lr_backbone(args, config.frozen_batchnorm)
     optimizer = build_optimizer(model, args.lr, lr_backbone, args.weight_decay)
     criterion = SetCriterion(config.num_classes, weights=stage_loss_weights(stage)).to(dist_info.device)

@@ -134,3 +134,27 @@ def test_mask_stage_on_a_model_of_other_categories_is_refused(star_data, tmp_pat
                      "--init-from", "detr-tiny-synthetic")
     assert "other categories" in err and "--stage boxes" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pretrained_backbone_trains_only_layer2_to_layer4(data_dir, tmp_path):
+    """The official configs (frozen batch norm, meant for pretrained weights) train as the
+    official BackboneBase does: stem and layer1 frozen; detr-tiny-synthetic (from scratch) does not."""
+    import detr_explained as de
+    model = de.build_model("detr-tiny")
+    frozen = recipes.freeze_pretrained_stem(model)
+    stem = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen > 0 and stem and all(".body.conv1." in n or ".body.layer1." in n for n in stem)
+    assert all(p.requires_grad for n, p in model.named_parameters() if ".layer2." in n or "transformer" in n)
+    run(data_dir, tmp_path / "tiny", "--steps", 1, "--config", "detr-tiny", "--val-size", "0")
+    saved = runs.load_training_checkpoint(tmp_path / "tiny")
+    torch.manual_seed(0)
+    fresh = de.build_model("detr-tiny", num_classes=7).state_dict()
+    for name in stem:
+        assert torch.equal(saved["model"][name], fresh[name]), name
+    changed = "detr.backbone.0.body.layer2.0.conv1.weight"
+    assert not torch.equal(saved["model"][changed], fresh[changed])
+    run(data_dir, tmp_path / "scratch", "--steps", 1, "--val-size", "0")   # detr-tiny-synthetic
+    saved = runs.load_training_checkpoint(tmp_path / "scratch")
+    torch.manual_seed(0)
+    fresh = de.build_model("detr-tiny-synthetic").state_dict()
+    assert not torch.equal(saved["model"]["detr.backbone.0.body.conv1.weight"], fresh["detr.backbone.0.body.conv1.weight"])
