@@ -3,6 +3,7 @@ error message (``book/01_backbone.ipynb`` shows the errors a reader meets)."""
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Optional
 
 import torch
@@ -67,3 +68,16 @@ def json_whole_number(value, what: str, where: str, minimum: int, maximum: Optio
         bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise ValueError(f"{where}: {what} is {value}; give a whole number {bounds}: {meaning}")
     return value
+
+
+def path_argument(value, name: str) -> str:
+    """``value`` as a str path if it is a non-empty str or os.PathLike; else a TypeError or
+    ValueError naming ``name`` (``book/07_train_it_yourself.ipynb``, ``book/09_your_own_dataset.ipynb``)."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
+    if path == "":
+        raise ValueError(f"{name} is empty: pass the path of a folder or file")
+    return path

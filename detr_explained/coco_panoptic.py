@@ -34,6 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.ops import box_convert, masks_to_boxes
 
+from .checks import path_argument as _path_argument
 from .checks import is_json_whole as _is_whole, json_kind as _kind, json_whole_number as _whole_number
 from .merge import VOID_ID, id2rgb, rgb2id
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_rgb
@@ -416,17 +417,6 @@ class CocoPanoptic(Dataset):
 
 
 # ---- the checks, one place for their messages ------------------------------------------------
-
-def _path_argument(value, name: str) -> str:
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
-    path = os.fspath(value)
-    if not isinstance(path, str):
-        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
-    if path == "":
-        raise ValueError(f"{name} is empty: pass the path of a folder or file")
-    return path
-
 
 def _read_panoptic_json(path: str) -> dict:
     """The JSON object of a COCO panoptic annotation file, with its three lists checked."""

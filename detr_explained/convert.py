@@ -81,6 +81,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from . import cli
+from .checks import path_argument as _path_argument
 from .checks import is_json_whole as _is_whole, json_kind as _kind, json_whole_number as _whole
 from .coco_panoptic import MAX_CATEGORY_ID, PanopticPaths, default_paths
 from .merge import id2rgb
@@ -126,17 +127,6 @@ def _require(entry, keys: tuple, where: str, expected: str) -> None:
     if missing:
         raise ValueError(f"{where} has no {' or '.join(repr(k) for k in missing)}: "
                          f"every entry there is {expected}")
-
-
-def _path_argument(value, name: str) -> str:
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
-    path = os.fspath(value)
-    if not isinstance(path, str):
-        raise TypeError(f"{name} must be a path (a str or pathlib.Path), got {value!r}")
-    if path == "":
-        raise ValueError(f"{name} is empty: pass the path of a folder or file")
-    return path
 
 
 def _read_json(path: str, what: str, example: str):
