@@ -345,6 +345,15 @@ class CocoPanoptic(Dataset):
     def _where(self, image: dict) -> str:
         return f"{self.annotation_file!r}, image {image['file_name']!r} (id {image['id']})"
 
+    def ground_truth(self, index: int) -> tuple[np.ndarray, list[dict]]:
+        """:meth:`read_panoptic` with each segment's ``isthing`` from its category, as
+        ``figures.show_panoptic`` and the merge's results have it (``book/07_train_it_yourself.ipynb``,
+        ``book/09_your_own_dataset.ipynb``)."""
+        ids, segments = self.read_panoptic(index)
+        # a category without isthing counts as a thing (see the class docstring)
+        return ids, [{**s, "isthing": int(bool(self.categories[s["category_id"]].get("isthing", 1)))}
+                     for s in segments]
+
     def read_panoptic(self, index: int) -> tuple[np.ndarray, list[dict]]:
         """The raw ground truth of one image: the (H, W) id map and its ``segments_info``
         (``book/07_train_it_yourself.ipynb``)."""

@@ -83,9 +83,9 @@ def test_figures_name_the_classes(export):
     assert "0: unlabelled" in labels and "3: sky" in labels and "4: sand" in labels
     assert len(fig.axes[1].patches) == sum(len(a["segmentation"]) for a in instances["annotations"]
                                            if a["image_id"] == 1)
+    ids, segments = dataset.ground_truth(0)
     is_thing = is_thing_of(dataset)
-    ids, segments = dataset.read_panoptic(0)
-    segments = [{**s, "isthing": int(is_thing(s["category_id"]))} for s in segments]
+    assert [s["isthing"] for s in segments] == [int(is_thing(s["category_id"])) for s in segments]
     fig = figures.show_predictions([dataset[0][0]], [(ids, segments)], [(ids, segments)], names)
     truth_colours = [tuple(p.get_facecolor()) for p in fig.axes[1].get_legend().get_patches()]
     model_colours = [tuple(p.get_facecolor()) for p in fig.axes[2].get_legend().get_patches()]
