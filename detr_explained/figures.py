@@ -1,4 +1,4 @@
-"""Every figure of the book, in one place.
+"""Every figure of the book, in one place, and the conventions every figure follows.
 
 Each chapter calls these helpers instead of drawing its own axes; each helper's docstring names
 the chapters that use it. All figures have an OPAQUE white background, also when saved, so that
@@ -6,6 +6,32 @@ they stay readable on the book's dark theme (a transparent figure shows black te
 
 Shapes in labels use the book's notation: B images, N object queries, M attention heads,
 d the transformer width, C the number of classes, H x W the padded input image.
+
+Conventions (the book's figures, ``diagrams`` and the explorers of ``explore`` follow them):
+
+1. **Compared panels share one colour scale, with a colour bar.** Panels drawn side by side to be
+   compared (the heads of one query, the queries of one image, one stage across queries) use one
+   ``vmin``/``vmax`` and one colour bar, so weak attention looks weak. Only maps of different
+   quantities (channels of different layers) get a scale each, and then each its own colour bar
+   (``show_maps(..., scale="each")``).
+2. **Legend colours are true.** A panoptic map is drawn in flat, opaque colours, never blended
+   over the photo, so a segment has exactly its legend's colour; the image goes in its own panel.
+   Attention over an image is the one overlay: the :data:`ATTENTION_COLOR` cells' opacity is the
+   weight, and its colour bar is drawn the same way, over white.
+3. **Class names in legends**: a segment is named by its class ("circle", "circle 2" for the
+   second one), its kind and its area; raw segment ids (7-digit numbers in the COCO format) are
+   shown only where a figure is about the ids themselves (``show_panoptic(..., show_ids=True)``).
+4. **One meaning per colour**, across the book: :data:`ATTENTION_COLOR` (red) is attention weight
+   over an image; :data:`TRUTH_COLOR` (blue) outlines a ground-truth segment;
+   :data:`PREDICTION_COLOR` (orange) outlines a predicted mask or the cell or query chosen;
+   :data:`ATTENTION_CMAP` (viridis) is a non-negative magnitude (attention weights, |activations|)
+   drawn on its own; :data:`LOGIT_CMAP` (blue-white-red, centred on 0) a signed value such as a
+   mask logit; black (:data:`VOID_COLOR`) is VOID; dark grey is padding. The colours of
+   :func:`segment_colors` name segments, in panoptic maps and their legends only.
+5. **Cells are visible where cells are counted**: a map on a feature grid is drawn with its cell
+   lines (``show_cells_over_image(..., grid=True)``).
+6. **A caption on every figure**: the markdown cell right after a figure's cell starts with an
+   italic sentence that says what to look at (``tests/test_figure_captions.py`` checks it).
 """
 from __future__ import annotations
 
@@ -40,6 +66,13 @@ BOOK_RC = {
 
 # Colour of VOID (segment id 0, unlabelled pixels) in panoptic maps.
 VOID_COLOR = (0.0, 0.0, 0.0)
+# One meaning per colour (module docstring, convention 4).
+ATTENTION_COLOR = (0.9, 0.0, 0.0)   # red: attention weight over an image (opacity = weight)
+TRUTH_COLOR = "#0050ff"             # blue: outline of a ground-truth segment
+PREDICTION_COLOR = "#ff7f0e"        # orange: outline of a predicted mask, the chosen cell or query
+ATTENTION_CMAP = "viridis"          # a non-negative magnitude drawn on its own
+LOGIT_CMAP = "RdBu_r"               # a signed value, centred on 0 (mask logits)
+PADDING_COLOR = "#555555"           # dark grey: padding
 
 
 def use_book_style() -> None:
@@ -228,15 +261,19 @@ def show_image(image, ax=None, title: Optional[str] = None, normalized: Optional
 
 
 def show_cells_over_image(image, cell_map, ax=None, title: Optional[str] = None, outline=None,
-                          vmax: Optional[float] = None, color=(0.9, 0.0, 0.0),
-                          outline_color: str = "#0050ff"):
+                          vmax: Optional[float] = None, color=ATTENTION_COLOR,
+                          outline_color: str = TRUTH_COLOR, grid: bool = True,
+                          colorbar: bool = False, label: str = "attention weight"):
     """A coarse map (attention over the h x w cells of a feature map) over the image it was
     computed from (``book/02_transformer.ipynb``, ``book/03_attention_maps.ipynb``).
 
     The image is drawn in grey; each cell of ``cell_map`` (h, w) covers its block of H/h x W/w
-    pixels, in ``color``, more opaque where the value is higher (opaque at ``vmax``, default the
-    map's maximum). ``outline``, an (H, W) boolean mask such as one ground-truth segment, is
-    drawn as a line. Returns the axes.
+    pixels, in ``color`` (red: attention), more opaque where the value is higher (opaque at
+    ``vmax``, default the map's maximum: give panels that are compared one ``vmax``, convention 1
+    of this module). ``grid`` draws the cell lines. ``outline``, an (H, W) boolean mask such as
+    one ground-truth segment, is drawn as a line (blue: ground truth; orange: a predicted mask).
+    ``colorbar`` adds the scale, drawn as the cells are (see :func:`attention_colorbar`).
+    Returns the axes.
     """
     grey = 0.35 + 0.5 * image_array(image).mean(-1)  # (H, W): light grey, so the map stands out
     height, width = grey.shape
@@ -245,49 +282,105 @@ def show_cells_over_image(image, cell_map, ax=None, title: Optional[str] = None,
         ax = axes[0, 0]
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
     weights = _to_numpy(cell_map).astype(float)                        # (h, w)
+    if weights.ndim != 2:
+        raise ValueError(f"cell_map must be one (h, w) map, got shape {weights.shape}: pick one "
+                         "query and head, or sum the heads first")
     top = float(weights.max()) if vmax is None else float(vmax)
-    weights = np.clip(weights / top, 0, 1) if top > 0 else np.zeros_like(weights)
-    rgba = np.zeros(weights.shape + (4,))
+    scaled = np.clip(weights / top, 0, 1) if top > 0 else np.zeros_like(weights)
+    rgba = np.zeros(scaled.shape + (4,))
     rgba[..., :3] = color
-    rgba[..., 3] = 0.9 * weights
+    rgba[..., 3] = 0.9 * scaled
     # pixel centres are at integers, so the image spans -0.5 .. W - 0.5
     ax.imshow(rgba, interpolation="nearest", extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    if grid:
+        h, w = weights.shape
+        for r in range(1, h):
+            ax.axhline(r * height / h - 0.5, color="white", linewidth=0.6, alpha=0.8)
+        for c in range(1, w):
+            ax.axvline(c * width / w - 0.5, color="white", linewidth=0.6, alpha=0.8)
     if outline is not None:
         ax.contour(_to_numpy(outline).astype(float), levels=[0.5], colors=outline_color,
                    linewidths=1.3)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    if colorbar:
+        attention_colorbar(ax, top, color=color, label=label)
     return ax
 
 
-def show_maps(maps, titles: Optional[Sequence[str]] = None, ncols: int = 4, cmap: str = "viridis",
-              suptitle: Optional[str] = None, size: float = 2.6, colorbar: bool = False):
+def attention_colorbar(ax, vmax: float, color=ATTENTION_COLOR, label: str = "attention weight"):
+    """A colour bar for :func:`show_cells_over_image`'s red cells: from 0 (white) to ``vmax``
+    (opaque ``color``), drawn as the cells are, over white (``book/02_transformer.ipynb``,
+    ``book/03_attention_maps.ipynb``). ``ax`` is one axes or a list of them (one bar for all,
+    convention 1). Returns the colour bar."""
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+    from matplotlib.cm import ScalarMappable
+
+    rgb = np.asarray(matplotlib.colors.to_rgb(color))
+    ramp = LinearSegmentedColormap.from_list("attention", [(1, 1, 1), tuple(0.1 + 0.9 * rgb)])
+    axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    mappable = ScalarMappable(norm=Normalize(0, vmax), cmap=ramp)
+    bar = axes[0].figure.colorbar(mappable, ax=axes, fraction=0.046, pad=0.04)
+    bar.set_label(label, fontsize=8)
+    return bar
+
+
+def show_maps(maps, titles: Optional[Sequence[str]] = None, ncols: int = 4, cmap: str = ATTENTION_CMAP,
+              suptitle: Optional[str] = None, size: float = 2.6, colorbar: bool = True,
+              scale: str = "shared", vmin: Optional[float] = None, vmax: Optional[float] = None,
+              label: Optional[str] = None):
     """A grid of 2-D maps: feature channels, attention maps, mask logits (``book/01_backbone.ipynb``,
     ``book/03_attention_maps.ipynb``, ``book/04_mask_head.ipynb``).
 
-    ``maps`` is a (K, h, w) tensor or array, or a list of K 2-D maps. Each map gets its own
-    colour scale. Returns the figure, with exactly K axes (plus K colour bars if asked).
+    ``maps`` is a (K, h, w) tensor or array, or a list of K 2-D maps of one shape. With
+    ``scale="shared"`` (the default, convention 1) every map uses one colour scale, from ``vmin``
+    to ``vmax`` (default: the smallest and largest value of all maps; centred on 0 with
+    ``cmap=LOGIT_CMAP``), and the figure has one colour bar (``label`` names its quantity).
+    ``scale="each"`` gives each map its own scale and, with ``colorbar``, its own bar: for maps of
+    different quantities. Returns the figure, with K axes plus the colour bars.
     """
-    maps = [_to_numpy(m) for m in maps]
+    if scale not in ("shared", "each"):
+        raise ValueError(f"scale must be 'shared' (one colour scale for all maps) or 'each', got {scale!r}")
+    maps = [_to_numpy(m).astype(float) for m in maps]
+    if not maps:
+        raise ValueError("show_maps needs at least one map")
     ncols = max(1, min(ncols, len(maps)))
     nrows = -(-len(maps) // ncols)
     h, w = maps[0].shape[-2:]
-    fig, axes = new_figure(nrows, ncols, figsize=(size * ncols, size * nrows * h / w + 0.4 * bool(suptitle)))
+    norm = {}
+    if scale == "shared":
+        if any(m.shape != maps[0].shape for m in maps):
+            raise ValueError("maps drawn on one shared scale must have one shape; got "
+                             f"{sorted({m.shape for m in maps})}: pass scale='each' for maps of other sizes")
+        low = min(float(m.min()) for m in maps) if vmin is None else float(vmin)
+        high = max(float(m.max()) for m in maps) if vmax is None else float(vmax)
+        if cmap == LOGIT_CMAP and vmin is None and vmax is None:
+            high = max(abs(low), abs(high))
+            low = -high
+        norm = {"vmin": low, "vmax": high}
+    width = size * ncols + (0.6 if colorbar and scale == "shared" else 0)
+    fig, axes = new_figure(nrows, ncols, figsize=(width, size * nrows * h / w + 0.4 * bool(suptitle)))
+    images = []
     for i, ax in enumerate(axes.flat):
         if i >= len(maps):
             fig.delaxes(ax)  # no empty frames in the last row
             continue
-        im = ax.imshow(maps[i], cmap=cmap)
+        im = ax.imshow(maps[i], cmap=cmap, **norm)
+        images.append(im)
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
-        if colorbar:
+        if colorbar and scale == "each":
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
+    if colorbar and scale == "shared":
+        bar = fig.colorbar(images[0], ax=[ax for ax in axes.flat if ax in fig.axes], fraction=0.03, pad=0.02)
+        if label:
+            bar.set_label(label, fontsize=8)
     return fig
 
 
@@ -303,12 +396,13 @@ def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int
         masks = masks[None]
     if titles is None:
         titles = [f"image {i}: {m.sum()} of {m.size} padded" for i, m in enumerate(masks)]
-    cmap = ListedColormap(["#f3f3f3", "#555555"])
-    fig = show_maps(masks.astype(float), titles=titles, ncols=ncols, cmap=cmap, size=size)
+    cmap = ListedColormap(["#f3f3f3", PADDING_COLOR])
+    fig = show_maps(masks.astype(float), titles=titles, ncols=ncols, cmap=cmap, size=size,
+                    colorbar=False, scale="each")
     for ax in fig.axes:
         ax.images[0].set_clim(0, 1)
     fig.legend(handles=[Patch(facecolor="#f3f3f3", edgecolor="#333333", label="image"),
-                        Patch(facecolor="#555555", edgecolor="#333333", label="padding (True)")],
+                        Patch(facecolor=PADDING_COLOR, edgecolor="#333333", label="padding (True)")],
                loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.08))
     return fig
 
@@ -347,17 +441,38 @@ def matched_colors(pred_ids, pred_segments: Sequence[Mapping], gt_ids,
     return pred_colors, gt_colors
 
 
+def segment_labels(segments_info: Sequence[Mapping], category_names: Optional[Mapping[int, str]] = None,
+                   show_ids: bool = False) -> list[str]:
+    """Legend labels for segments, by class name (convention 3): "circle", "circle 2" for the
+    second circle, then the kind and the area; with ``show_ids`` the segment id first
+    (``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``)."""
+    seen: dict[str, int] = {}
+    labels = []
+    for seg in segments_info:
+        name = (category_names or {}).get(seg["category_id"], f"class {seg['category_id']}")
+        seen[name] = seen.get(name, 0) + 1
+        named = name if seen[name] == 1 else f"{name} {seen[name]}"
+        kind = "thing" if seg.get("isthing") else "stuff"
+        area = f", {seg['area']} px" if "area" in seg else ""
+        labels.append(f"{seg['id']}: {named} ({kind}{area})" if show_ids else f"{named} ({kind}{area})")
+    return labels
+
+
 def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
                   category_names: Optional[Mapping[int, str]] = None, ax=None,
-                  title: Optional[str] = None, alpha: float = 0.55, colors=None):
-    """A panoptic segmentation, one colour per segment, with a legend (``book/intro.ipynb``,
-    ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
+                  title: Optional[str] = None, alpha: Optional[float] = None, colors=None,
+                  show_ids: bool = False, legend: bool = True):
+    """A panoptic segmentation, one flat colour per segment, with a legend of class names
+    (``book/intro.ipynb``, ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
 
     ``id_map`` is an (h, w) integer map of segment ids; ``segments_info`` a list of dicts with
-    "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black. With
-    ``image`` (same h, w) the colours are blended over it. ``colors``, one RGB row per segment,
+    "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black. The
+    colours are opaque, so each segment has exactly its legend's colour (convention 2): draw the
+    image in its own panel. Blending over ``image`` happens only when ``alpha`` (< 1) is given,
+    and then the legend's colours are no longer the map's. ``colors``, one RGB row per segment,
     replaces the default ``segment_colors`` (``matched_colors`` gives a prediction the colours of
-    its ground truth). Returns the axes.
+    its ground truth). Legend labels come from :func:`segment_labels` (``show_ids`` adds the
+    segment ids). Returns the axes.
     """
     ids = _to_numpy(id_map).astype(np.int64)
     rgb = np.zeros(ids.shape + (3,))
@@ -367,26 +482,27 @@ def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
     elif len(colors) != len(segments_info):
         raise ValueError(f"colors has {len(colors)} rows but there are {len(segments_info)} segments: "
                          "give one RGB colour per segment of segments_info")
+    if image is not None and alpha is None:
+        raise ValueError("show_panoptic draws flat colours so that its legend is true: draw the image in "
+                         "its own panel (show_image), or pass alpha (< 1) to blend anyway")
     handles = []
-    for color, seg in zip(colors, segments_info):
+    for color, seg, label in zip(colors, segments_info, segment_labels(segments_info, category_names, show_ids)):
         rgb[ids == seg["id"]] = color
-        name = (category_names or {}).get(seg["category_id"], f"class {seg['category_id']}")
-        kind = "thing" if seg["isthing"] else "stuff"
-        handles.append(Patch(facecolor=color, edgecolor="#333333",
-                             label=f"{seg['id']}: {name} ({kind}, {seg['area']} px)"))
+        handles.append(Patch(facecolor=color, edgecolor="#333333", label=label))
     if (ids == 0).any():
-        handles.append(Patch(facecolor=VOID_COLOR, edgecolor="#333333", label="0: VOID"))
+        handles.append(Patch(facecolor=VOID_COLOR, edgecolor="#333333", label="VOID (unlabelled)"))
     if image is not None:
         rgb = (1 - alpha) * image_array(image) + alpha * rgb
     if ax is None:
         _, axes = new_figure(figsize=(9, 9 * ids.shape[0] / ids.shape[1] / 1.45))
         ax = axes[0, 0]
-    ax.imshow(rgb)
+    ax.imshow(rgb, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
-              frameon=False)
+    if legend:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+                  frameon=False)
     return ax
 
 

@@ -6,7 +6,7 @@ import re
 
 import detr_explained
 
-CHAPTER = re.compile(r"book/(intro|\d\d_[a-z_]+)\.ipynb")
+CHAPTER = re.compile(r"book/(intro|appendix_[a-z_]+|\d\d_[a-z_]+)\.ipynb")
 
 
 def public_members():
@@ -26,8 +26,8 @@ def test_every_public_function_and_class_names_its_chapter():
 
 
 def test_named_chapters_are_planned_ones():
-    planned = {"intro", "01_backbone", "02_transformer", "03_attention_maps", "04_mask_head",
+    planned = {"intro", "00_meet_the_model", "01_backbone", "02_transformer", "03_attention_maps", "04_mask_head",
                "05_argmax_merge", "06_checking_the_brief", "07_train_it_yourself",
-               "08_published_model", "09_your_own_dataset"}
+               "08_published_model", "09_your_own_dataset", "appendix_side_topics"}
     named = {match for _, member in public_members() for match in CHAPTER.findall(inspect.getdoc(member) or "")}
     assert named <= planned, named - planned

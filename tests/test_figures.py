@@ -75,8 +75,8 @@ def test_show_maps_has_one_axes_per_map():
     maps = torch.randn(5, 6, 7)
     fig = figures.show_maps(maps, titles=[f"head {i}" for i in range(5)], ncols=3,
                             suptitle="attention")
-    assert len(fig.axes) == 5  # the sixth grid cell is removed, not left empty
-    assert [ax.get_title() for ax in fig.axes] == [f"head {i}" for i in range(5)]
+    assert len(fig.axes) == 5 + 1  # the sixth grid cell is removed, not left empty; one colour bar
+    assert [ax.get_title() for ax in fig.axes[:5]] == [f"head {i}" for i in range(5)]
     assert fig._suptitle.get_text() == "attention"
     assert to_rgba(fig.get_facecolor()) == WHITE
 
@@ -103,20 +103,55 @@ def test_show_panoptic_one_colour_and_legend_entry_per_segment():
     ]
     ax = figures.show_panoptic(id_map, segments_info, category_names={17: "cat", 187: "sky"})
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["1: sky (stuff, 24 px)", "2: cat (thing, 12 px)", "3: cat (thing, 6 px)",
-                      "0: VOID"]
+    assert labels == ["sky (stuff, 24 px)", "cat (thing, 12 px)", "cat 2 (thing, 6 px)",
+                      "VOID (unlabelled)"]  # class names, not ids (convention 3)
+    with_ids = figures.show_panoptic(id_map, segments_info, category_names={17: "cat", 187: "sky"},
+                                     show_ids=True)
+    assert [t.get_text() for t in with_ids.get_legend().get_texts()][:2] == [
+        "1: sky (stuff, 24 px)", "2: cat (thing, 12 px)"]
     rgb = ax.images[0].get_array()
     colours = {tuple(rgb[y, x]) for y, x in [(0, 0), (5, 0), (5, 4), (5, 7)]}
     assert len(colours) == 4  # two instances of the same class get different colours
     assert tuple(rgb[5, 7]) == figures.VOID_COLOR
 
 
-def test_show_panoptic_blends_over_an_image():
+def test_show_panoptic_keeps_legend_colours_true_and_blends_only_when_asked():
     id_map = np.ones((4, 4), dtype=np.int64)
     info = [{"id": 1, "category_id": 5, "isthing": True, "area": 16}]
+    ax = figures.show_panoptic(id_map, info)
+    legend_colour = ax.get_legend().legend_handles[0].get_facecolor()[:3]
+    np.testing.assert_allclose(ax.images[0].get_array()[0, 0], legend_colour)  # convention 2
+    with pytest.raises(ValueError, match="its own panel"):
+        figures.show_panoptic(id_map, info, image=np.zeros((4, 4, 3)))
     ax = figures.show_panoptic(id_map, info, image=np.zeros((4, 4, 3)), alpha=0.5)
-    assert ax.get_legend().get_texts()[0].get_text() == "1: class 5 (thing, 16 px)"
+    assert ax.get_legend().get_texts()[0].get_text() == "class 5 (thing, 16 px)"
     np.testing.assert_allclose(ax.images[0].get_array()[0, 0], 0.5 * figures.segment_colors(1)[0])
+
+
+def test_show_maps_shares_one_scale_and_one_colour_bar_by_default():
+    maps = np.stack([np.full((3, 4), 0.1), np.full((3, 4), 0.9)])
+    maps[0, 0, 0] = 0.0
+    fig = figures.show_maps(maps, titles=["weak", "strong"])
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert [im.get_clim() for im in images] == [(0.0, 0.9)] * 2  # weak looks weak (convention 1)
+    assert len(fig.axes) == 3  # two maps, one colour bar
+    each = figures.show_maps(maps, scale="each")
+    assert [ax.images[0].get_clim() for ax in each.axes if ax.images][0] == (0.0, 0.1)
+    assert len(each.axes) == 4  # a bar per map
+    logits = figures.show_maps(np.array([[[-1.0, 3.0]]]), cmap=figures.LOGIT_CMAP)
+    assert logits.axes[0].images[0].get_clim() == (-3.0, 3.0)  # centred on 0
+    with pytest.raises(ValueError, match="scale must be"):
+        figures.show_maps(maps, scale="per panel")
+    with pytest.raises(ValueError, match="one shape"):
+        figures.show_maps([np.zeros((2, 2)), np.zeros((3, 3))])
+
+
+def test_segment_labels_number_repeated_classes():
+    info = [{"id": 7, "category_id": 1, "isthing": True, "area": 3},
+            {"id": 9, "category_id": 1, "isthing": True, "area": 2},
+            {"id": 4, "category_id": 2, "isthing": False}]
+    assert figures.segment_labels(info, {1: "circle", 2: "sky"}) == [
+        "circle (thing, 3 px)", "circle 2 (thing, 2 px)", "sky (stuff)"]
 
 
 def test_matched_colors_give_a_prediction_its_ground_truths_colours():
@@ -172,13 +207,19 @@ def test_show_cells_over_image_stretches_cells_over_pixels():
     cells[1, 2] = 1.0                                  # the bottom-right cell only
     outline = np.zeros((64, 96), dtype=bool)
     outline[40:60, 70:90] = True
-    ax = figures.show_cells_over_image(image, cells, outline=outline, title="one cell")
+    ax = figures.show_cells_over_image(image, cells, outline=outline, title="one cell", grid=False)
     grey, overlay = ax.images
     assert grey.get_array().shape == (64, 96)
     assert overlay.get_extent() == [-0.5, 95.5, 63.5, -0.5]   # 2 x 3 cells over 64 x 96 pixels
     alpha = overlay.get_array()[..., 3]
     assert alpha[1, 2] == pytest.approx(0.9) and alpha.sum() == pytest.approx(0.9)
     assert ax.get_title() == "one cell" and len(ax.collections) >= 1  # the outline
+    with_grid = figures.show_cells_over_image(image, cells, grid=True, colorbar=True, vmax=2.0)
+    assert len(with_grid.lines) == 1 + 2                        # 1 row line, 2 column lines
+    assert with_grid.images[1].get_array()[1, 2, 3] == pytest.approx(0.45)  # opaque only at vmax
+    assert len(with_grid.figure.axes) == 2                      # and its colour bar
+    with pytest.raises(ValueError, match="one .h, w. map"):
+        figures.show_cells_over_image(image, torch.zeros(8, 2, 3))
     plt.close("all")
 
 
