@@ -1,6 +1,6 @@
 """Training-step speed of detr-tiny-synthetic: masks for every query vs for the matched ones only.
 
-    python benchmarks/train_step_speed.py [--steps 20] [--threads 2] [--batch-size 8] [--boxes-only] [--set FIELD=VALUE ...]
+    python benchmarks/train_step_speed.py [--steps 20] [--threads 2] [--batch-size 8] [--boxes-only] [--bfloat16] [--set FIELD=VALUE ...]
 
 The official DETRsegm computes the mask of every query in training, though the mask losses only
 look at the matched ones; ``train.train_step`` passes ``select=criterion.match_for(targets)`` so
@@ -16,6 +16,10 @@ transformer, class and box heads, with their losses), the first stage of the off
 recipe, which trains the mask head afterwards on the frozen detector. Its time is what a step of
 that first stage would cost. ``--set`` changes fields of the preset, as the training command's
 option does (e.g. ``--set dilation=true --set num_queries=12``).
+
+``--bfloat16`` adds the matched-masks step with its forward under ``torch.autocast`` in bfloat16
+(``python -m detr_explained.train --precision bfloat16``): the same losses, computed in float32
+from bfloat16 activations. It prints that step's first loss beside the float32 one.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ sys.path.insert(0, ROOT)
 
 from detr_explained import build_model, synthetic  # noqa: E402
 from detr_explained.coco_panoptic import collate, open_dataset  # noqa: E402
-from detr_explained.losses import SetCriterion  # noqa: E402
+from detr_explained.losses import SetCriterion, float32_outputs  # noqa: E402
 from detr_explained.train import build_optimizer, parse_config_assignment  # noqa: E402
 
 WARMUP_STEPS = 3
@@ -47,6 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--boxes-only", action="store_true",
                         help="also time the detector alone (no mask head, no mask losses)")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time the matched-masks step with its forward in bfloat16 (autocast)")
     parser.add_argument("--set", dest="config_set", action="append", default=[], type=parse_config_assignment,
                         metavar="FIELD=VALUE", help="change a field of the preset")
     args = parser.parse_args(argv)
@@ -66,6 +72,8 @@ def main(argv=None) -> None:
     models["matched masks only"] = copy.deepcopy(models["all masks (official)"])
     if args.boxes_only:
         models["boxes only (stage 1)"] = copy.deepcopy(models["all masks (official)"])
+    if args.bfloat16:
+        models["matched, bfloat16"] = copy.deepcopy(models["all masks (official)"])
     criterion = SetCriterion(models["matched masks only"].config.num_classes)
     optimizers = {}
     for name, model in models.items():
@@ -80,8 +88,10 @@ def main(argv=None) -> None:
             if name == "boxes only (stage 1)":
                 outputs = model.detr(images)  # no mask head: SetCriterion leaves out the mask losses
             else:
-                select = criterion.match_for(targets) if name == "matched masks only" else None
-                outputs = model(images, select=select)
+                select = criterion.match_for(targets) if name.startswith("matched") else None
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "matched, bfloat16"):
+                    outputs = model(images, select=select)
+                outputs = float32_outputs(outputs)
             loss = criterion(outputs, targets)
             optimizers[name].zero_grad(set_to_none=True)
             loss["loss"].backward()
@@ -95,6 +105,8 @@ def main(argv=None) -> None:
             same = abs(a - b) <= 1e-4 * abs(a)
             print(f"first step's loss: {a:.5f} (all masks), {b:.5f} (matched only): "
                   f"{'the same' if same else 'DIFFERENT'}")
+            if "matched, bfloat16" in losses:
+                print(f"first step's loss in bfloat16: {losses['matched, bfloat16']:.5f}")
 
     config = models["matched masks only"].config
     print(f"\n{args.steps} timed steps each, batch {args.batch_size} of 128 x 128 scenes, "
@@ -110,6 +122,9 @@ def main(argv=None) -> None:
     if args.boxes_only:
         print(f"ratio: a boxes-only step (stage 1 of the two-stage recipe) is "
               f"{fast / means['boxes only (stage 1)']:.2f}x as fast as a matched-masks step")
+    if args.bfloat16:
+        print(f"ratio: a bfloat16 step is {fast / means['matched, bfloat16']:.2f}x as fast as a "
+              f"float32 matched-masks step")
 
 
 if __name__ == "__main__":

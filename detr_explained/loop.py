@@ -19,7 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from .distributed import Distributed
 from .evaluate import evaluate
-from .losses import SetCriterion
+from .losses import SetCriterion, float32_outputs
 from .matcher import NonFiniteCostError
 from .pq import PQResult, format_pq_table
 from .recipes import set_train_mode
@@ -35,6 +35,8 @@ WEIGHT_DECAY = 1e-4
 CLIP_MAX_NORM = 0.1
 # At --lr-drop every learning rate is multiplied by this (the official StepLR: x0.1 at epoch 200).
 LR_DROP_FACTOR = 0.1
+# --precision: the forward in float32, or under torch.autocast in bfloat16 (weights stay float32).
+PRECISIONS = ("float32", "bfloat16")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,19 +82,26 @@ def default_lr_backbone(args: argparse.Namespace, frozen_batchnorm: bool) -> flo
 
 def train_step(model: torch.nn.Module, criterion: SetCriterion, optimizer: torch.optim.Optimizer,
                images: list[torch.Tensor], targets: list[dict], clip: float,
-               masks: bool = True) -> dict[str, float]:
+               masks: bool = True, precision: str = "float32") -> dict[str, float]:
     """One optimiser step on one batch (``book/07_train_it_yourself.ipynb``); returns the losses.
 
     ``masks=False`` trains the box detector alone (``--stage boxes``): no mask is computed.
+    ``precision="bfloat16"`` runs the forward under ``torch.autocast`` (convolutions and matrix
+    products in bfloat16, the weights and the optimiser in float32); matching, losses and
+    gradients' accumulation stay in float32 (``--precision``, ``benchmarks/train_step_speed.py``).
     """
-    if masks:
-        # Matching happens inside the forward, so that only the matched queries' masks are computed:
-        # the other masks get no loss, and skipping them saves about 1/6 of the step
-        # (benchmarks/train_step_speed.py).
-        outputs = model(images, select=criterion.match_for(targets))  # pred_logits (B, N, C+1), ...
-    else:
-        outputs = model(images, masks=False)      # pred_logits, pred_boxes, aux_outputs
-    losses = criterion(outputs, targets)        # {"loss_ce", ..., "loss_giou_0", ..., "loss"}
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device_type = images[0].device.type if images else "cpu"
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        if masks:
+            # Matching happens inside the forward, so that only the matched queries' masks are
+            # computed: the other masks get no loss, and skipping them saves about 1/6 of the step
+            # (benchmarks/train_step_speed.py).
+            outputs = model(images, select=criterion.match_for(targets))  # pred_logits (B, N, C+1), ...
+        else:
+            outputs = model(images, masks=False)      # pred_logits, pred_boxes, aux_outputs
+    losses = criterion(float32_outputs(outputs), targets)        # {"loss_ce", ..., "loss_giou_0", ..., "loss"}
     optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if clip > 0:
@@ -314,7 +323,7 @@ class Trainer:
         images, targets = to_device(images, targets, self.dist.device)
         try:
             losses = train_step(self.trained, self.criterion, self.optimizer, images, targets, args.clip,
-                                masks=self.stage != "boxes")
+                                masks=self.stage != "boxes", precision=getattr(args, "precision", "float32"))
         except NonFiniteCostError as err:
             raise self._diverged(str(err)) from err
         if not all(math.isfinite(v) for v in losses.values()):

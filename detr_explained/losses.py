@@ -84,6 +84,19 @@ def dice_loss(mask_logits: torch.Tensor, target_masks: torch.Tensor, num_boxes: 
     return (1 - (numerator + smooth) / (denominator + smooth)).sum() / num_boxes
 
 
+def float32_outputs(outputs):
+    """The model's outputs with every floating tensor in float32 (dicts and lists walked), so that
+    matching and losses are computed in full precision after a forward under
+    ``torch.autocast`` (``--precision bfloat16``, ``book/07_train_it_yourself.ipynb``)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.is_floating_point() and outputs.dtype != torch.float32 else outputs
+    if isinstance(outputs, dict):
+        return {name: float32_outputs(value) for name, value in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(float32_outputs(value) for value in outputs)
+    return outputs
+
+
 class SetCriterion(nn.Module):
     """All of DETR's panoptic training losses (``book/07_train_it_yourself.ipynb``).
 
@@ -171,7 +184,7 @@ class SetCriterion(nn.Module):
         final predictions to ``targets``, so that the model computes masks for the matched queries
         only (the masks of the others get no loss). ``model(images, select=criterion.match_for(targets))``
         then ``criterion(outputs, targets)`` gives the same losses as the full forward."""
-        return lambda outputs: self.matcher(outputs, targets)
+        return lambda outputs: self.matcher(float32_outputs(outputs), targets)
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         # The normaliser: ground-truth boxes in the batch (at least 1, for an all-empty batch).

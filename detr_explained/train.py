@@ -68,7 +68,7 @@ from .distributed import Distributed, setup_distributed, shutdown
 from .evaluate import DEFAULT_CONFIG, category_list, check_categories
 from .hub import build_model, check_config_overrides, load_checkpoint
 from .losses import SetCriterion
-from .loop import (CLIP_MAX_NORM, LR, LR_DROP_FACTOR, LR_PRETRAINED_BACKBONE, WEIGHT_DECAY,  # noqa: F401
+from .loop import (CLIP_MAX_NORM, LR, LR_DROP_FACTOR, LR_PRETRAINED_BACKBONE, PRECISIONS, WEIGHT_DECAY,  # noqa: F401
                    Progress, StopRequest, Trainer, TrainingStopped, build_optimizer, default_lr_backbone,
                    is_backbone_parameter, pq_fields, set_learning_rate, train_step)
 from .merge import KEEP_THRESHOLD
@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-threshold", type=cli.score_threshold, default=KEEP_THRESHOLD,
                      help="class score above which a query is kept in evaluation, from 0 up to 1 "
                           "(default %(default)s)")
+    run.add_argument("--precision", choices=PRECISIONS, default="float32",
+                     help="the forward in float32, or under torch.autocast in bfloat16: about 1.6x "
+                          "as fast on a CPU with AVX512-BF16 or AMX (benchmarks/train_step_speed.py); "
+                          "weights, optimiser, matching and losses stay float32")
     run.add_argument("--model-dtype", choices=("float16", "float32"), default="float16",
                      help="dtype of the weights in model.pth (checkpoint.pth is always float32)")
     run.add_argument("--progress", choices=("bar", "lines"), default="bar",

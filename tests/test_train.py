@@ -60,6 +60,37 @@ def test_loss_is_finite_and_falls_on_one_batch(data_dir):
     assert losses[-1] < 0.95 * losses[0], losses  # about 0.89 after 6 steps
 
 
+def test_bfloat16_forward_gives_float32_losses_close_to_float32_ones(data_dir):
+    """--precision bfloat16: the forward under autocast, the losses in float32 and within bfloat16's
+    rounding of the float32 ones; the weights stay float32 and the loss falls as in float32."""
+    import copy
+
+    from detr_explained.losses import float32_outputs
+
+    torch.manual_seed(0)
+    model = de.build_model("detr-tiny-synthetic", dropout=0.0).train()
+    model.detr.aux_loss = True
+    twin = copy.deepcopy(model)
+    criterion = SetCriterion(NUM_CLASSES)
+    images, targets = collate([open_dataset(data_dir)[i] for i in range(2)])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        raw = model(images, select=criterion.match_for(targets))
+    assert raw["pred_logits"].dtype == torch.bfloat16  # autocast really ran the head in bfloat16
+    outputs = float32_outputs(raw)
+    assert outputs["pred_logits"].dtype == torch.float32
+    assert all(a["pred_boxes"].dtype == torch.float32 for a in outputs["aux_outputs"])
+    full = criterion(twin(images, select=criterion.match_for(targets)), targets)["loss"].item()
+    half = criterion(outputs, targets)["loss"].item()
+    assert half == pytest.approx(full, rel=0.02) and half != full
+    optimizer = train.build_optimizer(model, lr=1e-3, lr_backbone=1e-3, weight_decay=1e-4)
+    losses = [train.train_step(model, criterion, optimizer, images, targets, clip=0.1,
+                               precision="bfloat16")["loss"] for _ in range(6)]
+    assert losses[-1] < 0.95 * losses[0], losses
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+        train.train_step(model, criterion, optimizer, images, targets, clip=0.1, precision="float16")
+
+
 def test_random_hflip_mirrors_image_masks_and_boxes_together(data_dir):
     """A mirrored sample is still a correct sample: its boxes are the boxes of its mirrored masks."""
     from torchvision.ops import box_convert, masks_to_boxes
@@ -194,6 +225,18 @@ def test_set_changes_fields_of_the_preset_and_resume_keeps_them(data_dir, tmp_pa
     assert (tmp_path / "checkpoint.pth").read_bytes() == before
     run(data_dir, tmp_path, "--steps", 2, "--resume")
     assert train.load_training_checkpoint(tmp_path)["config"]["num_queries"] == 12
+
+
+def test_precision_option_trains_and_resume_keeps_it(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path, "--steps", 1, "--precision", "bfloat16")
+    saved = train.load_training_checkpoint(tmp_path)
+    assert saved["args"]["precision"] == "bfloat16"
+    run(data_dir, tmp_path, "--steps", 2, "--resume")
+    assert train.load_training_checkpoint(tmp_path)["args"]["precision"] == "bfloat16"
+    assert load_trained_model(tmp_path / "model.pth").config.num_classes == NUM_CLASSES
+    with pytest.raises(SystemExit):
+        run(data_dir, tmp_path / "other", "--steps", 1, "--precision", "float16")
+    assert "invalid choice: 'float16'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("assignment, message", [
