@@ -73,6 +73,8 @@ PREDICTION_COLOR = "#ff7f0e"        # orange: outline of a predicted mask, the c
 ATTENTION_CMAP = "viridis"          # a non-negative magnitude drawn on its own
 LOGIT_CMAP = "RdBu_r"               # a signed value, centred on 0 (mask logits)
 PADDING_COLOR = "#555555"           # dark grey: padding
+# Cell lines are drawn on maps of at most this many cells a side (more would hide the map).
+MAX_GRID_CELLS = 40
 
 
 def use_book_style() -> None:
@@ -299,14 +301,32 @@ def show_cells_over_image(image, cell_map, ax=None, title: Optional[str] = None,
         for c in range(1, w):
             ax.axvline(c * width / w - 0.5, color="white", linewidth=0.6, alpha=0.8)
     if outline is not None:
-        ax.contour(_to_numpy(outline).astype(float), levels=[0.5], colors=outline_color,
-                   linewidths=1.3)
+        draw_outline(ax, outline, outline_color)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
         attention_colorbar(ax, top, color=color, label=label)
     return ax
+
+
+def draw_outline(ax, mask, color: str = TRUTH_COLOR, linewidth: float = 1.3):
+    """Outline an (H, W) boolean mask on ``ax`` (blue: ground truth, orange: a prediction;
+    ``book/03_attention_maps.ipynb``). The mask is padded with a False border first, so that a
+    segment touching the image's edge gets a closed line along that edge; the axes keep the
+    image's limits. Returns the contour set."""
+    mask = _to_numpy(mask).astype(float)
+    if mask.ndim != 2:
+        raise ValueError(f"an outline needs one (H, W) mask, got shape {mask.shape}")
+    height, width = mask.shape
+    limits = ax.get_xlim(), ax.get_ylim()
+    padded = np.pad(mask, 1)                                   # (H + 2, W + 2), False border
+    lines = ax.contour(np.arange(-1, width + 1), np.arange(-1, height + 1), padded, levels=[0.5],
+                       colors=color, linewidths=linewidth)
+    if ax.images:
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
+    return lines
 
 
 def attention_colorbar(ax, vmax: float, color=ATTENTION_COLOR, label: str = "attention weight"):
@@ -389,7 +409,8 @@ def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int
     """Padding masks, True = padding (``book/01_backbone.ipynb``, ``book/02_transformer.ipynb``).
 
     ``masks`` is a (B, h, w) boolean tensor or array. Padding is drawn dark grey, image pixels
-    light, with a legend. Returns the figure.
+    light, with a legend; a mask of at most ``MAX_GRID_CELLS`` cells a side gets its cell lines,
+    so that its cells can be counted. Returns the figure.
     """
     masks = _to_numpy(masks).astype(bool)
     if masks.ndim == 2:
@@ -399,8 +420,14 @@ def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int
     cmap = ListedColormap(["#f3f3f3", PADDING_COLOR])
     fig = show_maps(masks.astype(float), titles=titles, ncols=ncols, cmap=cmap, size=size,
                     colorbar=False, scale="each")
-    for ax in fig.axes:
+    for ax, mask in zip(fig.axes, masks):
         ax.images[0].set_clim(0, 1)
+        h, w = mask.shape
+        if max(h, w) <= MAX_GRID_CELLS:  # cells a reader can count (convention 5)
+            for r in range(1, h):
+                ax.axhline(r - 0.5, color="#999999", linewidth=0.5)
+            for c in range(1, w):
+                ax.axvline(c - 0.5, color="#999999", linewidth=0.5)
     fig.legend(handles=[Patch(facecolor="#f3f3f3", edgecolor="#333333", label="image"),
                         Patch(facecolor=PADDING_COLOR, edgecolor="#333333", label="padding (True)")],
                loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.08))

@@ -233,3 +233,25 @@ def test_image_array_reads_16_bit_and_refuses_what_it_cannot_draw():
     for bad in (np.zeros((0, 3)), np.full((2, 2), 300, np.int32), np.zeros((2, 2, 2, 2))):
         with pytest.raises(ValueError):
             image_array(bad)
+
+
+def test_outline_of_a_segment_on_the_border_is_closed_and_keeps_the_image_limits():
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[:5] = True                                   # the top band: touches three edges
+    ax = figures.show_cells_over_image(np.zeros((20, 30, 3)), np.ones((2, 3)), outline=mask)
+    assert ax.get_xlim() == (-0.5, 29.5) and ax.get_ylim() == (19.5, -0.5)
+    (path,) = ax.collections[-1].get_paths()
+    corners = path.vertices
+    np.testing.assert_allclose(corners.min(0), [-0.5, -0.5])
+    np.testing.assert_allclose(corners.max(0), [29.5, 4.5])   # along the edges, not an open line
+    with pytest.raises(ValueError, match="one .H, W. mask"):
+        figures.draw_outline(ax, np.zeros((2, 20, 30)))
+    plt.close("all")
+
+
+def test_padding_masks_show_their_cells_when_they_can_be_counted():
+    fig = figures.show_padding_masks(np.zeros((1, 3, 4), dtype=bool))
+    assert len(fig.axes[0].lines) == 2 + 3
+    big = figures.show_padding_masks(np.zeros((1, 50, 60), dtype=bool))
+    assert not big.axes[0].lines
+    plt.close("all")
