@@ -493,7 +493,8 @@ def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
     (``book/intro.ipynb``, ``book/05_argmax_merge.ipynb``, ``book/07_train_it_yourself.ipynb``).
 
     ``id_map`` is an (h, w) integer map of segment ids; ``segments_info`` a list of dicts with
-    "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black. The
+    "id", "category_id", "isthing" and "area". Id 0 is VOID (unlabelled) and drawn black, unless
+    ``segments_info`` lists a segment with id 0 (as the official post-processor numbers them). The
     colours are opaque, so each segment has exactly its legend's colour (convention 2): draw the
     image in its own panel. Blending over ``image`` happens only when ``alpha`` (< 1) is given,
     and then the legend's colours are no longer the map's. ``colors``, one RGB row per segment,
@@ -516,7 +517,7 @@ def show_panoptic(id_map, segments_info: Sequence[Mapping], image=None,
     for color, seg, label in zip(colors, segments_info, segment_labels(segments_info, category_names, show_ids)):
         rgb[ids == seg["id"]] = color
         handles.append(Patch(facecolor=color, edgecolor="#333333", label=label))
-    if (ids == 0).any():
+    if (ids == 0).any() and all(seg["id"] != 0 for seg in segments_info):  # a listed id 0 is a segment
         handles.append(Patch(facecolor=VOID_COLOR, edgecolor="#333333", label="VOID (unlabelled)"))
     if image is not None:
         rgb = (1 - alpha) * image_array(image) + alpha * rgb

@@ -255,3 +255,14 @@ def test_padding_masks_show_their_cells_when_they_can_be_counted():
     big = figures.show_padding_masks(np.zeros((1, 50, 60), dtype=bool))
     assert not big.axes[0].lines
     plt.close("all")
+
+
+def test_a_listed_segment_id_0_is_a_segment_not_void():
+    ids = np.zeros((2, 2), dtype=np.int64)
+    ids[1] = 1
+    info = [{"id": 0, "category_id": 1, "isthing": True, "area": 2},
+            {"id": 1, "category_id": 2, "isthing": False, "area": 2}]
+    ax = figures.show_panoptic(ids, info, category_names={1: "circle", 2: "sky"})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["circle (thing, 2 px)", "sky (stuff, 2 px)"]
+    np.testing.assert_allclose(ax.images[0].get_array()[0, 0], figures.segment_colors(2)[0])
+    plt.close("all")
