@@ -19,6 +19,12 @@ Figure conventions
   of the model, the kept query, the ground-truth segment), named in the figure by a legend or
   by labels drawn in the same colours; the legend's colours are exactly the drawn ones.
   Neutral greys carry no meaning.
+* The book's colours keep their one meaning here too (convention 4 of :mod:`detr_explained.figures`):
+  the colours that name rows, heads, queries or segments (:data:`LIGHT_COLORS`, and
+  :data:`DARK_COLORS` for their lines) are none of red (attention over an image), orange (a
+  predicted mask, the chosen cell or query) or blue (the outline of a ground-truth segment),
+  and a ground-truth box is outlined in ``figures.TRUTH_COLOR``. The stages' fills are the
+  pipeline diagram's (``figures.STAGE_COLORS``).
 * Drawn for a figure 10 to 11 inches wide, text 9 pt or larger; no two labels overlap (the
   tests measure every text's box in the rendered figure).
 * One data unit is a tenth of an inch: the axes fill the figure, so the layout is in inches.
@@ -38,7 +44,7 @@ from matplotlib.patches import Circle, Patch, Rectangle
 from .attention_maps import BoxAttentionMaps
 from .checks import whole_number
 from .config import CONFIGS, get_config
-from .figures import STAGE_COLORS, _arrow, _box, new_figure
+from .figures import STAGE_COLORS, TRUTH_COLOR, _arrow, _box, new_figure
 from .matcher import COST_BBOX, COST_CLASS, COST_GIOU, HungarianMatcher, match_cost
 from .mask_head import SKIPS
 from .merge import KEEP_THRESHOLD, MAX_REMOVED_AREA, check_threshold, merge_panoptic, select_queries
@@ -48,9 +54,11 @@ from .transformer import EncoderLayer
 
 # Data units per inch: the axes fill the figure, so coordinates are tenths of an inch.
 UNITS = 10
-# Light colours, dark enough to tell apart and light enough for black text on them.
-LIGHT_COLORS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-                "#dbdb8d", "#9edae5", "#c7c7c7")
+# Light colours that name a row, head, query or segment: dark enough to tell apart and light
+# enough for black text on them, and none of the book's red, orange or blue (figures, convention
+# 4), which mean attention, a prediction and the ground truth. DARK_COLORS: the same hues, for lines.
+LIGHT_COLORS = ("#98df8a", "#c5b0d5", "#dbdb8d", "#9edae5", "#f7b6d2")
+DARK_COLORS = ("#2ca02c", "#9467bd", "#bcbd22", "#17becf", "#e377c2")
 GREY_TEXT = "#666666"
 EDGE = "#333333"
 
@@ -800,9 +808,7 @@ def draw_matching():
     names = dict(CATEGORY_NAMES)
     names[no_object] = "no object"
     gt_colors = [LIGHT_COLORS[j % len(LIGHT_COLORS)] for j in range(num_targets)]
-    dark = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-            "#7f7f7f"]
-    gt_lines = [dark[j % len(dark)] for j in range(num_targets)]
+    gt_lines = [DARK_COLORS[j % len(DARK_COLORS)] for j in range(num_targets)]
     total = float(sum(cost[q, t] for q, t in match.items()))
 
     fig, ax = _canvas(11, 6.2)
@@ -823,12 +829,13 @@ def draw_matching():
 
     for j in range(num_targets):
         x, y, w, h = rect(gt_boxes[j])
-        ax.add_patch(Rectangle((x, y), w, h, facecolor=gt_colors[j], alpha=0.45, edgecolor=gt_lines[j], lw=2.0))
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=gt_colors[j], alpha=0.45, edgecolor="none"))
+        ax.add_patch(Rectangle((x, y), w, h, facecolor="none", edgecolor=TRUTH_COLOR, lw=2.0))
     for q in range(num_queries):
         x, y, w, h = rect(boxes[q])
         color = gt_lines[match[q]] if q in match else GREY_TEXT
         ax.add_patch(Rectangle((x, y), w, h, facecolor="none", edgecolor=color, lw=1.4, ls="--"))
-    handles = [Line2D([], [], color=EDGE, lw=2.0, label="ground truth"),
+    handles = [Line2D([], [], color=TRUTH_COLOR, lw=2.0, label="ground truth"),
                Line2D([], [], color=EDGE, lw=1.4, ls="--", label="predicted")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.005, 0.19), ncol=2, fontsize=9.5,
               frameon=False, handlelength=2.2, columnspacing=1.0)

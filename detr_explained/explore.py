@@ -24,8 +24,14 @@ scene editor           :func:`scene_view`                              ``book/07
 =====================  ==============================================  ============================
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so a panel never
-leaves a figure behind for the notebook to show twice. Where panels are compared they share one
-colour scale with a colour bar; legends name classes.
+leaves a figure behind for the notebook to show twice. They follow the book's figure conventions
+(the module docstring of :mod:`detr_explained.figures`): panels that are compared share one
+colour scale with one colour bar (a query's heads, the scene editor's kept queries), panoptic
+maps are flat colours beside the image, never over it, and their legends name classes ("circle
+2"), as do the tables beside them; red (``figures.ATTENTION_COLOR``) is attention over an image,
+orange (``figures.PREDICTION_COLOR``) a predicted box or mask or the chosen cell, blue
+(``figures.TRUTH_COLOR``) the outline of a ground-truth segment; maps on a feature grid are
+drawn with their cell lines.
 """
 from __future__ import annotations
 
@@ -52,9 +58,14 @@ from .trace import DETRTrace, trace
 MASK_STAGES = ("input", "lay1", "lay2", "+res4", "lay3", "+res3", "lay4", "+res2", "lay5", "out_lay")
 # The merge explorer's threshold range: below 0.5 two classes could both pass; 0.99 keeps little.
 THRESHOLD_RANGE = (0.5, 0.99)
-# Colour maps: attention weights (0 up) and mask logits (signed, 0 in the middle).
-ATTENTION_CMAP = "viridis"
-LOGIT_CMAP = "RdBu_r"
+# Colour maps, the book's (figures, convention 4): attention weights and other non-negative
+# magnitudes drawn on their own (0 up), and signed values such as mask logits (0 in the middle).
+ATTENTION_CMAP = figures.ATTENTION_CMAP
+LOGIT_CMAP = figures.LOGIT_CMAP
+# The query inspector's class probabilities: neutral grey bars, lighter for "no object"; the
+# query's most likely class is orange (figures.PREDICTION_COLOR: what the query predicts).
+CLASS_BAR = "#8c8c8c"
+NO_OBJECT_BAR = "#cccccc"
 # How many kept queries the scene editor draws a map and a mask for.
 EDITOR_QUERIES = 8
 # Resolution of a panel's picture: 80 dots per inch keep a redraw fast and the picture sharp at
@@ -239,13 +250,15 @@ def _reuse(drawing: Optional[Drawing], kind: tuple) -> Optional[Drawing]:
     return drawing if drawing is not None and drawing.fits(kind) else None
 
 
-def _replace_contour(ax, artists: dict, name: str, mask: np.ndarray, color: str = "#ff7f0e"):
-    """Draw the outline of an (H, W) boolean mask, removing the previous one of that name."""
+def _replace_contour(ax, artists: dict, name: str, mask: np.ndarray, color=figures.PREDICTION_COLOR):
+    """Draw the outline of an (H, W) boolean mask (orange: a predicted mask) with
+    ``figures.draw_outline`` (closed along the image's edge), removing the previous one of that
+    name."""
     old = artists.pop(name, None)
     if old is not None:
         old.remove()
-    if mask.any() and not mask.all():
-        artists[name] = ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=1.3)
+    if mask.any():
+        artists[name] = figures.draw_outline(ax, mask, color)
 
 
 def _cell(value) -> str:
@@ -280,21 +293,31 @@ def _check_choice(value, name: str, choices: Sequence) -> object:
     return value
 
 
+def _grid_lines(ax, grid: tuple[int, int], size: tuple[int, int], alpha: float = 0.8):
+    """White lines between the cells of an (h, w) grid laid over ``size`` (H, W) pixels, where
+    the cells can be counted (at most ``figures.MAX_GRID_CELLS`` a side; convention 5)."""
+    (h, w), (height, width) = grid, size
+    if max(h, w) > figures.MAX_GRID_CELLS:
+        return
+    for r in range(1, h):
+        ax.axhline(r * height / h - 0.5, color="white", linewidth=0.6, alpha=alpha)
+    for c in range(1, w):
+        ax.axvline(c * width / w - 0.5, color="white", linewidth=0.6, alpha=alpha)
+
+
 def _draw_grid_map(fig, ax, weights: np.ndarray, vmax: float, title: str, label: str = "attention weight",
                    image_size: Optional[tuple[int, int]] = None, outline: Optional[np.ndarray] = None):
-    """An (h, w) map of attention weights on its cells, 0..vmax, with a colour bar and white
-    cell borders. With ``image_size`` (H, W) the cells are placed over image pixels, so that
-    ``outline``, an (H, W) boolean mask, can be drawn on them as an orange line."""
+    """An (h, w) map of attention weights on its cells, drawn on its own (``ATTENTION_CMAP``,
+    0..vmax), with a colour bar and white cell lines. With ``image_size`` (H, W) the cells are
+    placed over image pixels, so that ``outline``, an (H, W) boolean mask of a predicted segment,
+    can be drawn on them as an orange line (``figures.PREDICTION_COLOR``)."""
     h, w = weights.shape
     height, width = image_size if image_size is not None else (h, w)
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     im = ax.imshow(weights, cmap=ATTENTION_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest", extent=extent)
-    for r in range(1, h):
-        ax.axhline(r * height / h - 0.5, color="white", linewidth=0.6)
-    for c in range(1, w):
-        ax.axvline(c * width / w - 0.5, color="white", linewidth=0.6)
+    _grid_lines(ax, (h, w), (height, width), alpha=1.0)
     if outline is not None and outline.any():
-        ax.contour(outline.astype(float), levels=[0.5], colors="#ff7f0e", linewidths=1.3)
+        figures.draw_outline(ax, outline, figures.PREDICTION_COLOR)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_xticks([])
@@ -316,14 +339,17 @@ def _draw_logits(fig, ax, logits: torch.Tensor, title: str):
     return im
 
 
-def _renumbered(ids: np.ndarray, segments: Sequence[dict]) -> tuple[np.ndarray, list]:
-    """A ground truth with its segments numbered 1, 2, ... in list order: its random ids would
-    make unreadable legends. VOID (0) stays 0."""
-    lookup = {int(seg["id"]): k + 1 for k, seg in enumerate(segments)}
-    new = np.zeros_like(ids)
-    for old, k in lookup.items():
-        new[ids == old] = k
-    return new, [{**seg, "id": lookup[int(seg["id"])]} for seg in segments]
+def _legend_names(segments: Sequence[dict], category_names: Mapping[int, str]) -> list[str]:
+    """Each segment's name in its legend (``figures.segment_labels``: "rectangle 2" for the second
+    rectangle), without the "(kind, area)" that a table gives in columns of its own."""
+    return [label.rsplit(" (", 1)[0] for label in figures.segment_labels(segments, category_names)]
+
+
+def _matched_names(pred_colors, gt_colors, gt_names: Sequence[str]) -> list[str]:
+    """For each predicted segment, the legend name of the ground-truth segment whose colour it
+    has (``figures.matched_colors``: the segment it matches), or "no match"."""
+    by_colour = {tuple(np.round(c, 6)): name for c, name in zip(gt_colors, gt_names)}
+    return [by_colour.get(tuple(np.round(c, 6)), "no match") for c in pred_colors]
 
 
 def _bare(ax):
@@ -338,16 +364,13 @@ def _draw_image_with_grid(ax, image: np.ndarray, grid: tuple[int, int], title: s
     """The image with the lines of the Res5 grid (each cell covers H/h x W/w pixels)."""
     height, width = image.shape[:2]
     ax.imshow(image, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
-    h, w = grid
-    for r in range(1, h):
-        ax.axhline(r * height / h - 0.5, color="white", linewidth=0.6, alpha=0.8)
-    for c in range(1, w):
-        ax.axvline(c * width / w - 0.5, color="white", linewidth=0.6, alpha=0.8)
+    _grid_lines(ax, grid, (height, width))
     _bare(ax)
     ax.set_title(title, fontsize=9)
 
 
-def _outline_cell(ax, row: int, col: int, scale=(1.0, 1.0), color="#ff7f0e"):
+def _outline_cell(ax, row: int, col: int, scale=(1.0, 1.0), color=figures.PREDICTION_COLOR):
+    """The chosen cell, outlined in orange (``figures.PREDICTION_COLOR``)."""
     sy, sx = scale
     return ax.add_patch(Rectangle((col * sx - 0.5, row * sy - 0.5), sx, sy, fill=False, edgecolor=color,
                                   linewidth=2.2))
@@ -436,13 +459,16 @@ def segment_of_query(traced: Traced, query: int) -> Optional[dict]:
 
 def query_view(traced: Traced, query: int, head="all", drawing: Optional[Drawing] = None) -> View:
     """One query, side by side (``book/03_attention_maps.ipynb``): its predicted box over the
-    image; its attention map over the Res5 cells (one head, or the M heads summed) with the
-    outline of its final segment; its class probabilities; its mask logits at H/4; the segment
-    the merge gave it.
+    image; its attention map on the Res5 cells (one head, or the M heads summed; cell lines
+    drawn) with the outline of its final segment; its class probabilities, the most likely class
+    in orange, the threshold dashed; its mask logits at H/4 (``LOGIT_CMAP``, 0 white); the segment
+    the merge gave it. What the query predicts (box, class, segment) is orange
+    (``figures.PREDICTION_COLOR``).
 
     With one head chosen, the scale is that query's largest weight over all heads, so heads are
-    compared on one scale; the heads-summed map has its own scale (it sums to 1). ``drawing``:
-    a previous view's drawing to update (what the panel does).
+    compared on one scale whichever is shown; the heads-summed map has its own scale (it sums to
+    1). Each map has its colour bar. ``drawing``: a previous view's drawing to update (what the
+    panel does).
     """
     query = _check_query(traced, query)
     M = traced.num_heads
@@ -474,6 +500,12 @@ def query_view(traced: Traced, query: int, head="all", drawing: Optional[Drawing
     _replace_contour(axes[1], a, "map_outline", region)
     for bar, p in zip(a["bars"], probabilities.tolist()):
         bar.set_width(p)
+    label = int(probabilities.argmax())
+    previous = a.get("best_bar")
+    if previous is not None and previous != label:     # back to its own grey
+        a["bars"][previous].set_facecolor(a["bar_colors"][previous])
+    a["bars"][label].set_facecolor(figures.PREDICTION_COLOR)   # the query's class: its prediction
+    a["best_bar"] = label
     a["logits"].set_data(logits.numpy())
     a["logits"].set_clim(min(float(logits.min()), -1e-6), max(float(logits.max()), 1e-6))
     if segment is None:
@@ -486,7 +518,6 @@ def query_view(traced: Traced, query: int, head="all", drawing: Optional[Drawing
         axes[4].set_title(f"final segment {segment['id']}: {traced.name(segment['category_id'])}\n"
                           f"{segment['area']} px", fontsize=9)
     _replace_contour(axes[4], a, "segment_outline", region)
-    label = int(probabilities.argmax())
     text = (f"query {query}: {traced.name(label)} with probability {float(probabilities[label]):.3f}; "
             + (f"segment {segment['id']} of {segment['area']} px" if segment else "not kept, no segment"))
     return View(d.figure, {"attention": shown.numpy(), "vmax": vmax, "probabilities": probabilities.numpy(),
@@ -501,15 +532,18 @@ def _query_drawing(traced: Traced, shown, vmax, logits, probabilities) -> Drawin
     height, width = traced.image.shape[:2]
     d = Drawing(("query", id(traced)), fig, {"axes": axes})
     axes[0].imshow(traced.image)
-    d.artists["box"] = axes[0].add_patch(Rectangle((0, 0), 1, 1, fill=False, edgecolor="#ff7f0e", linewidth=2))
+    d.artists["box"] = axes[0].add_patch(Rectangle((0, 0), 1, 1, fill=False, edgecolor=figures.PREDICTION_COLOR,
+                                                   linewidth=2))
     axes[0].set_xlim(-0.5, width - 0.5)
     axes[0].set_ylim(height - 0.5, -0.5)
     _bare(axes[0])
     d.artists["map"] = _draw_grid_map(fig, axes[1], shown.numpy(), vmax, "", image_size=(height, width))
     names = [traced.name(c) for c in range(len(probabilities))]
     order = np.arange(len(names))
-    colours = ["#888888" if n == "no object" else "#1f77b4" for n in names]
+    # grey bars (lighter for "no object"); the update colours the query's most likely class orange
+    colours = [NO_OBJECT_BAR if n == "no object" else CLASS_BAR for n in names]
     d.artists["bars"] = axes[2].barh(order, probabilities.numpy(), color=colours)
+    d.artists["bar_colors"] = colours
     if len(names) <= 12:
         axes[2].set_yticks(order, names, fontsize=7)
     else:  # COCO's 250 outputs: no room for names; the text under the panel names the best
@@ -517,7 +551,7 @@ def _query_drawing(traced: Traced, shown, vmax, logits, probabilities) -> Drawin
     axes[2].invert_yaxis()
     axes[2].set_xlim(0, 1)
     axes[2].set_xticks([0, 0.5, 1])
-    axes[2].axvline(KEEP_THRESHOLD, color="#d62728", linestyle="--", linewidth=1)
+    axes[2].axvline(KEEP_THRESHOLD, color="black", linestyle="--", linewidth=1)
     axes[2].set_title(f"class probabilities (kept above {KEEP_THRESHOLD})", fontsize=9)
     d.artists["logits"] = _draw_logits(fig, axes[3], logits, f"mask logits {tuple(logits.shape)} at H/4")
     d.artists["segment"] = axes[4].imshow(traced.image)
@@ -536,15 +570,29 @@ def _correlation(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (x @ y) / (x.norm(dim=1) * y.norm()).clamp_min(1e-12)
 
 
+def _channel_scale(picture: torch.Tensor) -> tuple[str, float, float, str]:
+    """(cmap, vmin, vmax, colour-bar label) for one channel of a stage: a magnitude from 0 where
+    it has no negative value (after a ReLU), else a signed scale centred on 0."""
+    low, high = float(picture.min()), float(picture.max())
+    if low >= 0:
+        return ATTENTION_CMAP, 0.0, max(high, 1e-6), "activation (all >= 0)"
+    top = max(-low, high, 1e-6)
+    return LOGIT_CMAP, -top, top, "activation (signed, 0 white)"
+
+
 def mask_stage_view(traced: Traced, query: int, stage: str = "lay3", drawing: Optional[Drawing] = None) -> View:
     """One query's features at one stage of the mask head, at that stage's resolution
     (``book/04_mask_head.ipynb``).
 
     Left: the channel most correlated with the query's final mask logits (each stage has many
-    channels; this one shows what the stage already knows of the mask). Middle: the mean
-    |activation| over all channels, where the stage is active at all. Right: the final mask
-    logits, for reference. The title gives the stage's shape (channels, h, w) and stride.
-    ``drawing``: a previous view's drawing to update (what the panel does).
+    channels; this one shows what the stage already knows of the mask): after a ReLU (lay1 ..
+    lay5) its values are all >= 0 and drawn as a magnitude (``ATTENTION_CMAP``, from 0); where
+    they can be negative (the input, the sums with a skip) on ``LOGIT_CMAP``, centred on 0.
+    Middle: the mean |activation| over all channels, where the stage is active at all (a
+    magnitude, from 0). Right: the final mask logits, for reference. The three are different
+    quantities: each has its own scale and colour bar. The title gives the stage's shape
+    (channels, h, w) and stride. ``drawing``: a previous view's drawing to update (what the
+    panel does).
     """
     query = _check_query(traced, query)
     _check_choice(stage, "stage", MASK_STAGES)
@@ -561,16 +609,21 @@ def mask_stage_view(traced: Traced, query: int, stage: str = "lay3", drawing: Op
         axes = fig.subplots(1, 3)
         fig.subplots_adjust(left=0.01, right=0.97, top=0.80, bottom=0.04, wspace=0.12)
         d = Drawing(("stages", id(traced)), fig, {"axes": axes})
-        for ax, name, picture, cmap in ((axes[0], "best", best, "viridis"), (axes[1], "mean_abs", mean_abs, "magma")):
-            d.artists[name] = ax.imshow(picture.numpy(), cmap=cmap, interpolation="nearest")
+        for ax, name, picture in ((axes[0], "best", best), (axes[1], "mean_abs", mean_abs)):
+            d.artists[name] = ax.imshow(picture.numpy(), cmap=ATTENTION_CMAP, interpolation="nearest")
             _bare(ax)
-            fig.colorbar(d.artists[name], ax=ax, shrink=0.8)
+            d.artists[name + "_bar"] = fig.colorbar(d.artists[name], ax=ax, shrink=0.8)
+        d.artists["mean_abs_bar"].set_label("mean |activation|")
         d.artists["logits"] = _draw_logits(fig, axes[2], final, "")
     a, axes = d.artists, d.artists["axes"]
-    for name, picture in (("best", best), ("mean_abs", mean_abs)):
+    cmap, low, high, label = _channel_scale(best)
+    a["best"].set_cmap(cmap)
+    a["best_bar"].set_label(label)
+    for name, picture, (low, high) in (("best", best, (low, high)),
+                                       ("mean_abs", mean_abs, (0.0, max(float(mean_abs.max()), 1e-6)))):
         a[name].set_data(picture.numpy())
         a[name].set_extent((-0.5, picture.shape[-1] - 0.5, picture.shape[-2] - 0.5, -0.5))
-        a[name].set_clim(float(picture.min()), max(float(picture.max()), float(picture.min()) + 1e-6))
+        a[name].set_clim(low, high)
     for ax, picture in zip(axes[:2], (best, mean_abs)):
         ax.set_xlim(-0.5, picture.shape[-1] - 0.5)
         ax.set_ylim(picture.shape[-2] - 0.5, -0.5)
@@ -618,10 +671,14 @@ def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_ar
 
     ``threshold`` keeps a query whose best class is above it (0.5 to 0.99 in the panel);
     ``max_removed_area`` is the small-segment rule (4 pixels, officially; 0 turns it off);
-    ``stuff_merge`` is "union" or "official". The table lists the segments; the text says how
-    many queries were kept and, with a ground truth, the image's PQ. Beside the merged map, the
-    ground truth with its segments numbered 1, 2, ...; a predicted segment that matches one
-    (same class, IoU above 0.5) has its colour. ``drawing``: a previous view's drawing to update.
+    ``stuff_merge`` is "union" or "official". The maps are flat colours (the image is not under
+    them), with legends by class name ("rectangle 2": the second rectangle); the table lists the
+    segments under the same names (column ``legend``), so a row is found in the legend and on
+    the map; the text says how many queries were kept and, with a ground truth, the image's PQ.
+    Beside the merged map, the ground truth; a predicted segment that matches one of its
+    segments (same class, IoU above 0.5) has its colour, and the table's column ``matches``
+    gives that segment's name in the ground truth's legend (or "no match"). ``drawing``: a
+    previous view's drawing to update.
     """
     threshold = check_threshold(threshold)
     max_removed_area = check_max_removed_area(max_removed_area)
@@ -629,9 +686,21 @@ def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_ar
     result = merge_result(traced, threshold, max_removed_area, stuff_merge)
     kept = sorted(q for s in result.segments_info for q in s["queries"])
     _, _, selected = select_queries(traced.trace.pred_logits[0], threshold)
-    table = [{"segment": s["id"], "class": traced.name(s["category_id"]),
-              "kind": "thing" if s["isthing"] else "stuff", "area": s["area"], "score": s["score"],
-              "queries": " ".join(map(str, s["queries"]))} for s in result.segments_info]
+    colors = None
+    if traced.truth is not None:
+        gt_ids, gt_segments = traced.truth
+        colors, gt_colors = figures.matched_colors(result.id_map, result.segments_info, gt_ids, gt_segments)
+        matches = _matched_names(colors, gt_colors, _legend_names(gt_segments, traced.category_names))
+    # each segment under its name in the legend; with a ground truth, the name of the one it matches
+    table = []
+    for k, (s, name) in enumerate(zip(result.segments_info, _legend_names(result.segments_info,
+                                                                          traced.category_names))):
+        row = {"segment": s["id"], "legend": name}
+        if traced.truth is not None:
+            row["matches"] = matches[k]
+        row.update(kind="thing" if s["isthing"] else "stuff", area=s["area"], score=s["score"],
+                   queries=" ".join(map(str, s["queries"])))
+        table.append(row)
     score = pq_of(traced, result)
     d = _reuse(drawing, ("merge", id(traced)))
     if d is None:
@@ -642,18 +711,11 @@ def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_ar
                             wspace=0.85)
         d = Drawing(("merge", id(traced)), fig, {"axes": axes})
         if traced.truth is not None:
-            d.artists["truth"] = _renumbered(*traced.truth)
-            gt_ids, gt_segments = d.artists["truth"]
             figures.show_panoptic(gt_ids, gt_segments, category_names=traced.category_names, ax=axes[1],
-                                  colors=figures.segment_colors(len(gt_segments)),
-                                  title="ground truth (a match has its colour)")
+                                  colors=gt_colors, title="ground truth (a match has its colour)")
             axes[1].images[0].set_interpolation("nearest")
             axes[1].title.set_fontsize(9)
     axes = d.artists["axes"]
-    colors = None
-    if traced.truth is not None:
-        gt_ids, gt_segments = d.artists["truth"]
-        colors, _ = figures.matched_colors(result.id_map, result.segments_info, gt_ids, gt_segments)
     for image in list(axes[0].images):
         image.remove()
     if axes[0].get_legend() is not None:
@@ -707,18 +769,27 @@ def scene_view(traced: Traced, layout=None) -> View:
     (``book/07_train_it_yourself.ipynb``).
 
     Top: the scene with each shape's number (``layout``, a ``synthetic.SceneLayout``, if
-    given), the ground truth and the merged prediction, matched colours. Bottom: for each kept
-    query (up to 8), its attention map (heads summed, one scale for all) over the scene and its
-    mask's outline.
+    given), the ground truth and the merged prediction in flat colours, a predicted segment in
+    the colour of the ground-truth segment it matches, with one legend by class name. Bottom:
+    for each kept query (up to 8), its attention map (heads summed) in red over the scene, on
+    its Res5 cells, all on one scale with one colour bar, and the outline of its mask in orange.
     """
     result = traced.result
-    gt_ids, gt_segments = _renumbered(*traced.truth)
+    gt_ids, gt_segments = traced.truth
     kept = [q for s in result.segments_info for q in s["queries"]][:EDITOR_QUERIES]
-    fig = _figure(max(12.0, 1.6 * len(kept)), 6.4)
-    upper, lower = fig.subfigures(2, 1, height_ratios=[1.45, 1])
+    width = max(12.0, 1.6 * len(kept))
+    # the kept queries' row is as tall as its pictures, so that the colour bar beside them is too
+    # (the colour bar takes 0.046 + 0.04 of the row's width)
+    columns, right = max(1, len(kept)), 1 - 0.9 / width
+    panel = 0.914 * (right - 0.01) * width / (columns + 0.06 * (columns - 1))      # inches
+    panel_height = min(panel * traced.image.shape[0] / traced.image.shape[1], 2.0)
+    upper_height, lower_height = 3.8, panel_height + 0.6
+    fig = _figure(width, upper_height + lower_height)
+    upper, lower = fig.subfigures(2, 1, height_ratios=[upper_height, lower_height])
     top = upper.subplots(1, 3)
-    upper.subplots_adjust(left=0.01, right=0.84, top=0.9, bottom=0.02, wspace=0.08)
-    lower.subplots_adjust(left=0.01, right=0.99, top=0.78, bottom=0.02, wspace=0.06)
+    upper.subplots_adjust(left=0.01, right=0.75, top=0.92, bottom=0.02, wspace=0.08)
+    lower.subplots_adjust(left=0.01, right=right, top=1 - 0.55 / lower_height, bottom=0.05 / lower_height,
+                          wspace=0.06)
     top[0].imshow(traced.image)
     _bare(top[0])
     top[0].set_title("the scene (shape numbers)", fontsize=9)
@@ -731,41 +802,53 @@ def scene_view(traced: Traced, layout=None) -> View:
                         bbox=dict(boxstyle="round,pad=0.15", facecolor="black", alpha=0.5, linewidth=0))
     pred_colors, gt_colors = figures.matched_colors(result.id_map, result.segments_info, gt_ids, gt_segments)
     figures.show_panoptic(gt_ids, gt_segments, category_names=traced.category_names, ax=top[1],
-                          colors=gt_colors, title="ground truth")
+                          colors=gt_colors, title="ground truth", legend=False)
     figures.show_panoptic(result.id_map, result.segments_info, category_names=traced.category_names,
-                          ax=top[2], colors=pred_colors, title="the model's panoptic map")
+                          ax=top[2], colors=pred_colors, title="the model's panoptic map", legend=False)
     for ax in top[1:]:
         ax.images[0].set_interpolation("nearest")
-        ax.get_legend().set_visible(False)
         ax.title.set_fontsize(9)
-    # one legend for both maps: the ground truth's segments (a prediction that matches one has
-    # its colour), then the predicted segments that match none
-    handles = [Patch(facecolor=c, edgecolor="#333333", label=f"{k + 1}: {traced.name(s['category_id'])}")
-               for k, (c, s) in enumerate(zip(gt_colors, gt_segments))]
+    # one legend for both maps: the ground truth's segments by class name (a prediction that
+    # matches one has its colour), then the predicted segments that match none
+    gt_labels = figures.segment_labels(gt_segments, traced.category_names)
+    if layout is not None:      # a thing's legend entry also gives its number on the scene
+        number = {shape.segment_id: k for k, shape in enumerate(layout.shapes)}
+        gt_labels = [f"{label}: shape {number[seg['id']]}" if seg["id"] in number else label
+                     for label, seg in zip(gt_labels, gt_segments)]
+    handles = [Patch(facecolor=c, edgecolor="#333333", label=label) for c, label in zip(gt_colors, gt_labels)]
     gt_rgb = {tuple(np.round(c, 6)) for c in gt_colors}
-    handles += [Patch(facecolor=c, edgecolor="#333333", label=f"{traced.name(s['category_id'])}: no match")
+    handles += [Patch(facecolor=c, edgecolor="#333333",
+                      label=f"no match: {traced.name(s['category_id'])} ({s['area']} px)")
                 for c, s in zip(pred_colors, result.segments_info) if tuple(np.round(c, 6)) not in gt_rgb]
+    if (gt_ids == 0).any() or bool((result.id_map == 0).any()):
+        handles.append(Patch(facecolor=figures.VOID_COLOR, edgecolor="#333333", label="VOID (unlabelled)"))
     top[2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
-                  title="segments", title_fontsize=8)
+                  title="ground truth; a predicted\nsegment that matches one\nhas its colour", title_fontsize=8,
+                  alignment="left")
     maps = traced.trace.attention_maps[0].sum(1)                                # (N, h, w)
     vmax = float(maps[kept].max()) if kept else 1.0
     masks = F.interpolate(traced.trace.pred_masks[:, kept], size=traced.image.shape[:2], mode="bilinear",
                           align_corners=False)[0] > 0 if kept else None          # (K, H, W)
-    bottom = np.atleast_1d(lower.subplots(1, max(1, len(kept)))) if kept else []
+    bottom = list(np.atleast_1d(lower.subplots(1, max(1, len(kept))))) if kept else []
     for ax, k, q in zip(bottom, range(len(kept)), kept):
         figures.show_cells_over_image(traced.image, maps[q], ax=ax, vmax=vmax,
-                                      outline=masks[k].numpy(), outline_color="#ff7f0e",
+                                      outline=masks[k].numpy(), outline_color=figures.PREDICTION_COLOR,
                                       title=traced.query_label(q).replace("query ", "q"))
-    lower.suptitle(f"kept queries: attention map (heads summed, one scale: opaque = {vmax:.2f}) and "
-                   "the outline of the mask (logit > 0)", fontsize=9)
+    if bottom:
+        figures.attention_colorbar(bottom, vmax, label="attention weight\n(heads summed)")
+    lower.suptitle("kept queries: attention over the scene (red, heads summed, one scale) and the outline "
+                   "of the query's mask (orange, logit > 0)", fontsize=9)
     score = pq_of(traced, result)
     s = score.summary
     text = (f"{len(gt_segments)} segments in the ground truth, {len(result.segments_info)} predicted; "
             f"PQ {100 * s['All']['pq']:.1f} (things {100 * s['Things']['pq']:.1f}, stuff {100 * s['Stuff']['pq']:.1f})")
     if hidden:
         text += f"; shape(s) {hidden} hidden behind others, left out"
+    # each predicted segment under the legend's name of the ground-truth segment it matches (its colour)
+    matches = _matched_names(pred_colors, gt_colors, _legend_names(gt_segments, traced.category_names))
     table = [{"segment": seg["id"], "class": traced.name(seg["category_id"]), "area": seg["area"],
-              "queries": " ".join(map(str, seg["queries"]))} for seg in result.segments_info]
+              "matches": match, "queries": " ".join(map(str, seg["queries"]))}
+             for seg, match in zip(result.segments_info, matches)]
     return View(fig, {"id_map": result.id_map.numpy(), "kept": kept, "pq": s,
                       "attention": maps[kept].numpy(), "vmax": vmax}, table, text)
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 import torch
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -357,10 +356,12 @@ def heads_view(traced: explore.Traced, query: int) -> explore.View:
     """One query's attention map head by head, over the picture, and its mask logits
     (``book/08_published_model.ipynb``).
 
-    The M heads share one colour scale, the query's largest weight in any head, so a head with a
-    small share of the query's total of 1 is faint; each title gives the head's share. Then the
-    heads summed (own scale) and the mask logits at H/4 (red where the mask is on). The orange
-    line is the outline of the segment the merge gave the query, if any.
+    The M heads are red cells over the picture (``figures.show_cells_over_image``, cell lines
+    drawn), all on one colour scale, the query's largest weight in any head, with one colour bar:
+    a head with a small share of the query's total of 1 is faint; each title gives the head's
+    share. Beside them the heads summed (a larger quantity: its own scale and colour bar) and the
+    mask logits at H/4 (``figures.LOGIT_CMAP``, red where the mask is on). The orange line
+    (``figures.PREDICTION_COLOR``) is the outline of the segment the merge gave the query, if any.
     """
     query = explore._check_query(traced, query)
     maps = traced.trace.attention_maps[0, query]                                # (M, h, w)
@@ -369,29 +370,33 @@ def heads_view(traced: explore.Traced, query: int) -> explore.View:
     segment = explore.segment_of_query(traced, query)
     outline = None if segment is None else (traced.result.id_map == segment["id"]).numpy()  # (H, W)
     heads = len(maps)
-    columns = -(-(heads + 2) // 2)
+    rows = 2 if heads > 1 else 1
+    columns = -(-heads // rows)
     height, width = traced.image.shape[:2]
-    panel = 2.6
-    fig = Figure(figsize=(panel * columns, 2 * panel * height / width + 0.9), facecolor=figures.BACKGROUND)
-    axes = fig.subplots(2, columns).flatten()
-    fig.subplots_adjust(left=0.01, right=0.97, top=0.84, bottom=0.02, wspace=0.08, hspace=0.25)
+    panel = 2.5
+    fig = Figure(figsize=(panel * (columns + 1) + 2.0, rows * panel * height / width + 0.9),
+                 facecolor=figures.BACKGROUND)
+    # the heads on the left, with their one colour bar; the summed map and the logits on the right
+    left, right = fig.subfigures(1, 2, width_ratios=[panel * columns + 0.9, panel + 1.1])
+    axes = left.subplots(rows, columns, squeeze=False).flatten()
+    side = right.subplots(2, 1, squeeze=False).flatten()
+    left.subplots_adjust(left=0.01, right=0.99, top=0.84, bottom=0.02, wspace=0.08, hspace=0.25)
+    right.subplots_adjust(left=0.04, right=0.70, top=0.84, bottom=0.02, hspace=0.25)
     vmax = float(maps.max())
     for m in range(heads):
         figures.show_cells_over_image(traced.image, maps[m], ax=axes[m], vmax=vmax, outline=outline,
-                                      outline_color="#ff7f0e", title=f"head {m}: {float(shares[m]):.1%}")
-    figures.show_cells_over_image(traced.image, maps.sum(0), ax=axes[heads], outline=outline,
-                                  outline_color="#ff7f0e", title="heads summed (own scale)")
-    low, high = float(logits.min()), float(logits.max())
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=min(low, -1e-6), vmax=max(high, 1e-6))
-    image = axes[heads + 1].imshow(logits.numpy(), cmap=explore.LOGIT_CMAP, norm=norm, interpolation="nearest")
-    axes[heads + 1].set_axis_off()
-    axes[heads + 1].set_title(f"mask logits {tuple(logits.shape)} at H/4", fontsize=9)
-    fig.colorbar(image, ax=axes[heads + 1], shrink=0.8, label="logit (red > 0: in the mask)")
-    for ax in axes[heads + 2:]:
+                                      outline_color=figures.PREDICTION_COLOR,
+                                      title=f"head {m}: {float(shares[m]):.1%}")
+    for ax in axes[heads:]:
         ax.remove()
+    figures.attention_colorbar(list(axes[:heads]), vmax, label="attention weight (one scale, all heads)")
+    figures.show_cells_over_image(traced.image, maps.sum(0), ax=side[0], outline=outline,
+                                  outline_color=figures.PREDICTION_COLOR, colorbar=True,
+                                  title="heads summed (own scale)")
+    explore._draw_logits(right, side[1], logits, f"mask logits {tuple(logits.shape)} at H/4")
     where = "no segment" if segment is None else f"segment {segment['id']}, {segment['area']} px"
     fig.suptitle(f"{traced.query_label(query)} ({where}): where each of its {heads} heads looks, "
-                 f"one scale (opaque = {vmax:.3f})", fontsize=10)
+                 f"on one scale (opaque = {vmax:.3f})", fontsize=10)
     top = int(shares.argmax())
     text = (f"query {query}: head {top} holds {float(shares[top]):.1%} of its attention "
             f"(an equal split would give each head {1 / heads:.1%})")

@@ -285,3 +285,37 @@ def test_the_overlap_check_can_fail():
     axes[0, 0].text(0.1, 0.1, "alone", fontsize=12)
     png(fig)
     assert overlapping_labels(fig) == [("one label", "another label")]
+
+
+def test_the_diagrams_keep_the_books_colour_meanings(tiny_synthetic):
+    """Convention 4 of figures: the colours that name rows, heads, queries or segments are none of
+    the book's red (attention), orange (prediction, chosen) or blue (ground truth); in the
+    matching, a ground-truth box is outlined in figures.TRUTH_COLOR and no predicted box is."""
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+    from matplotlib.patches import Rectangle
+
+    from detr_explained import figures
+
+    def hue(color):
+        return float(rgb_to_hsv(np.array(to_rgb(color)))[0]) * 360
+
+    reserved = [hue(figures.ATTENTION_COLOR), hue(figures.PREDICTION_COLOR), hue(figures.TRUTH_COLOR)]
+    for color in diagrams.LIGHT_COLORS + diagrams.DARK_COLORS:
+        distance = min(min(abs(hue(color) - r), 360 - abs(hue(color) - r)) for r in reserved)
+        assert distance > 15, (color, distance)
+    assert len(diagrams.LIGHT_COLORS) == len(diagrams.DARK_COLORS)
+    fig = diagrams.draw_matching()
+    truth = to_rgb(figures.TRUTH_COLOR)
+    outlines = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_facecolor()[3] == 0]
+    solid = [p for p in outlines if p.get_linestyle() == "solid" and np.allclose(p.get_edgecolor()[:3], truth)]
+    dashed = [p for p in outlines if p.get_linestyle() == "--"]
+    assert len(solid) == len(diagrams.matching_example()["targets"]["labels"])
+    assert len(dashed) == len(diagrams.matching_example()["outputs"]["pred_boxes"][0])
+    assert not any(np.allclose(p.get_edgecolor()[:3], truth) for p in dashed)
+    for figure in (fig, diagrams.draw_tokens(), diagrams.draw_joint_softmax(), diagrams.draw_argmax_merge(),
+                   diagrams.draw_fpn_head(tiny_synthetic)):
+        for patch in figure.axes[0].patches:                  # nothing filled red or orange
+            face = patch.get_facecolor()
+            if face[3] > 0:
+                assert not np.allclose(face[:3], to_rgb(figures.ATTENTION_COLOR), atol=0.05)
+                assert not np.allclose(face[:3], to_rgb(figures.PREDICTION_COLOR), atol=0.05)

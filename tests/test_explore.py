@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from detr_explained import build_model, explore, synthetic
+from detr_explained import build_model, explore, figures, synthetic
 from detr_explained.merge import KEEP_THRESHOLD
 
 
@@ -204,11 +204,66 @@ def test_merge_view_options_reach_the_merge(traced):
         explore.merge_view(traced, 1.0)
 
 
-def test_merge_view_legends_name_classes_not_random_ids(traced):
+def test_merge_view_legends_name_classes_and_the_table_uses_their_names(traced):
+    """Legends by class name, no segment ids (convention 3); each table row under its name in the
+    merged map's legend, and the name of the ground-truth segment it matches (same colour)."""
     view = explore.merge_view(traced)
-    labels = [t.get_text() for t in view.figure.axes[1].get_legend().get_texts()]
-    assert labels[0].startswith("1: ") and all(len(label.split(":")[0]) <= 2 for label in labels)
-    assert any("circle" in label for label in labels)
+    merged, truth = (ax.get_legend() for ax in view.figure.axes[:2])
+    labels = [t.get_text() for t in merged.get_texts()]
+    truth_labels = [t.get_text() for t in truth.get_texts()]
+    assert labels == figures.segment_labels(traced.result.segments_info, traced.category_names)
+    assert not any(label[0].isdigit() for label in labels + truth_labels)     # no ids
+    assert any(label.startswith("circle") for label in truth_labels)
+    assert [f"{row['legend']} ({row['kind']}, {row['area']} px)" for row in view.table] == labels
+    colours = {label: tuple(np.round(p.get_facecolor()[:3], 4)) for label, p in
+               zip(labels + truth_labels, merged.legend_handles + truth.legend_handles)}
+    for row, label in zip(view.table, labels):
+        if row["matches"] == "no match":
+            assert colours[label] not in {colours[t] for t in truth_labels}
+        else:
+            truth_label = next(t for t in truth_labels if t.rsplit(" (", 1)[0] == row["matches"])
+            assert colours[label] == colours[truth_label]
+    assert "matches" not in explore.merge_view(_no_truth(traced)).table[0]
+
+
+def _no_truth(traced):
+    import dataclasses
+    return dataclasses.replace(traced, truth=None)
+
+
+def test_views_use_the_books_colours(traced):
+    """Convention 4 of figures: orange for what is predicted or chosen, never red for anything
+    but attention over an image; the colour maps are the book's."""
+    from matplotlib.colors import to_rgba
+    assert explore.ATTENTION_CMAP == figures.ATTENTION_CMAP and explore.LOGIT_CMAP == figures.LOGIT_CMAP
+    orange = to_rgba(figures.PREDICTION_COLOR)
+    encoder = explore.encoder_attention_view(traced, 1, 2, 0)
+    assert encoder.drawing.artists["image_cell"].get_edgecolor() == orange
+    assert encoder.figure.axes[1].images[0].get_cmap().name == figures.ATTENTION_CMAP
+    q = kept_queries(traced)[0]
+    view = explore.query_view(traced, q)
+    bars = view.drawing.artists["bars"]
+    best = int(view.data["probabilities"].argmax())
+    assert bars[best].get_facecolor() == orange
+    assert all(bar.get_facecolor() != orange for k, bar in enumerate(bars) if k != best)
+    assert view.drawing.artists["box"].get_edgecolor() == orange
+    red = to_rgba("#d62728")
+    for line in view.figure.axes[2].lines:             # the threshold: black, not red
+        assert to_rgba(line.get_color()) != red
+
+
+def test_mask_stage_view_draws_magnitudes_from_0_and_signed_channels_centred(traced):
+    q = kept_queries(traced)[0]
+    for stage in ("lay3", "+res2"):
+        view = explore.mask_stage_view(traced, q, stage)
+        channel, mean_abs = view.figure.axes[0].images[0], view.figure.axes[1].images[0]
+        assert mean_abs.get_cmap().name == figures.ATTENTION_CMAP and mean_abs.get_clim()[0] == 0
+        low, high = channel.get_clim()
+        if view.data["channel"].min() >= 0:             # after a ReLU: a magnitude
+            assert channel.get_cmap().name == figures.ATTENTION_CMAP and low == 0
+        else:                                            # signed: 0 in the middle
+            assert channel.get_cmap().name == figures.LOGIT_CMAP and low == -high
+    assert explore.mask_stage_view(traced, q, "lay3").data["channel"].min() >= 0   # after gn3 + ReLU
 
 
 # ---------------------------------------------------------------------------- panels
@@ -305,6 +360,24 @@ def test_scene_editor_starts_on_the_books_scene(editor, traced):
     assert len(labels) == len(editor.layout.shapes) and any("triangle" in label for label in labels)
 
 
+def test_scene_view_compares_the_kept_queries_on_one_scale_with_one_colour_bar(editor, traced):
+    view = editor.view
+    bars = [ax for ax in view.figure.axes if hasattr(ax, "_colorbar")]
+    assert len(bars) == 1                                   # one, for all the kept queries' maps
+    assert bars[0]._colorbar.norm.vmax == pytest.approx(view.data["vmax"])
+    assert view.data["vmax"] == pytest.approx(view.data["attention"].max())
+    legend = next(ax.get_legend() for ax in view.figure.axes if ax.get_legend() is not None)
+    labels = [t.get_text() for t in legend.get_texts()]
+    named = figures.segment_labels(traced.truth[1], traced.category_names)
+    layout = editor.layout
+    for label, expected, segment in zip(labels, named, traced.truth[1]):   # things: + their shape number
+        shape = [k for k, s in enumerate(layout.shapes) if s.segment_id == segment["id"]]
+        assert label == (f"{expected}: shape {shape[0]}" if shape else expected)
+    assert sum(": shape " in label for label in labels) == sum(s["isthing"] for s in traced.truth[1])
+    assert all(row["matches"] == "no match" or row["matches"] in [t.rsplit(" (", 1)[0] for t in labels]
+               for row in view.table)
+
+
 def test_moving_a_shape_runs_the_model_again_and_the_maps_follow(editor):
     k = len(editor.layout.shapes) - 1                    # the front shape: nothing hides it
     shape = editor.layout.shapes[k]
@@ -391,6 +464,7 @@ def test_a_shape_moved_behind_another_is_reported_hidden(editor):
     (explore.encoder_attention_view, (1, 2, 0), (3, 0, 1)),
     (explore.query_view, (None, "all"), (-1, 2)),
     (explore.mask_stage_view, (None, "lay1"), (-1, "+res2")),
+    (explore.mask_stage_view, (-1, "input"), (None, "lay4")),
     (explore.merge_view, (0.85, 4, "union"), (0.5, 0, "official")),
 ])
 def test_a_panel_updating_its_drawing_draws_what_a_fresh_view_draws(traced, view, first, second):

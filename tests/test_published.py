@@ -169,6 +169,31 @@ def test_the_fallback_traces_and_draws(hub_dir):
         published.heads_view(traced, traced.num_queries)
 
 
+def test_heads_view_puts_the_heads_on_one_scale_with_one_colour_bar(hub_dir):
+    """Figure conventions 1 and 4: the heads share one scale and one colour bar; the summed map
+    has its own; attention is red over the picture, the segment's outline orange."""
+    from matplotlib.colors import to_rgb
+    from detr_explained import figures
+    traced = published.load_published(offline=True).trace()
+    query = published.query_to_show(traced)
+    view = published.heads_view(traced, query)
+    heads = view.data["attention"].shape[0]
+    bars = [ax._colorbar for ax in view.figure.axes if hasattr(ax, "_colorbar")]
+    attention_bars = [bar for bar in bars if bar.cmap.name == "attention"]
+    assert len(attention_bars) == 2                          # the heads' one, the summed map's
+    assert attention_bars[0].norm.vmax == pytest.approx(view.data["vmax"]) == pytest.approx(
+        float(view.data["attention"].max()))
+    assert attention_bars[1].norm.vmax == pytest.approx(float(view.data["attention"].sum(0).max()))
+    assert [bar.cmap.name for bar in bars if bar not in attention_bars] == [figures.LOGIT_CMAP]
+    head_axes = [ax for ax in view.figure.axes if ax.get_title().startswith("head ")]
+    assert len(head_axes) == heads
+    for ax in head_axes:                                      # red cells over the grey picture
+        cells = ax.images[1].get_array()                      # (h, w, 4) RGBA
+        assert np.allclose(cells[..., :3], to_rgb(figures.ATTENTION_COLOR))
+        outline = [c for c in ax.collections if hasattr(c, "get_edgecolor")]
+        assert outline and all(np.allclose(c.get_edgecolor()[0][:3], to_rgb(figures.PREDICTION_COLOR)) for c in outline)
+
+
 def test_path_table_names_both_paths():
     table = published.path_table()
     assert "detr-r50-panoptic" in table and "detr-tiny-synthetic" in table
