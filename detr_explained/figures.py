@@ -404,6 +404,51 @@ def show_maps(maps, titles: Optional[Sequence[str]] = None, ncols: int = 4, cmap
     return fig
 
 
+def show_maps_over_image(image, maps, titles: Optional[Sequence[str]] = None, outlines=None,
+                         ncols: int = 4, vmax: Optional[float] = None, size: float = 2.2,
+                         suptitle: Optional[str] = None):
+    """Attention maps compared side by side over their image: the queries of one image, or the
+    heads of one query (``book/03_attention_maps.ipynb``, ``book/04_mask_head.ipynb``).
+
+    ``maps`` (K, h, w) on the image's cells; ``image`` is one image for all panels, or a list of
+    K (one per panel, of one size: e.g. the images of a padded batch). Every panel is drawn by
+    :func:`show_cells_over_image` (red cells, opacity = weight, cell lines) on ONE scale, 0 to
+    ``vmax`` (default the largest weight of all panels), with one colour bar (convention 1): a
+    weak map looks weak. ``outlines``: one (H, W) boolean mask for every panel, or a list with
+    one mask (or None) per panel, drawn in :data:`TRUTH_COLOR` (a ground-truth segment).
+    Returns the figure.
+    """
+    maps = [torch.as_tensor(m) for m in maps]
+    if not maps:
+        raise ValueError("show_maps_over_image needs at least one map")
+    top = max(float(m.max()) for m in maps) if vmax is None else float(vmax)
+    ncols = max(1, min(ncols, len(maps)))
+    nrows = -(-len(maps) // ncols)
+    images = list(image) if isinstance(image, (list, tuple)) else [image] * len(maps)
+    if len(images) != len(maps):
+        raise ValueError(f"{len(images)} images for {len(maps)} maps: give one image, or one per map")
+    if outlines is not None and not isinstance(outlines, (list, tuple)) and np.ndim(_to_numpy(outlines)) == 2:
+        outlines = [outlines] * len(maps)                        # one mask for every panel
+    if outlines is not None and len(outlines) != len(maps):
+        raise ValueError(f"{len(outlines)} outlines for {len(maps)} maps: give one mask, or one per map")
+    height, width = image_array(images[0]).shape[:2]
+    fig, axes = new_figure(nrows, ncols, figsize=(size * ncols + 0.9,
+                                                  size * nrows * height / width + 0.3 + 0.3 * bool(suptitle)))
+    panels = []
+    for i, ax in enumerate(axes.flat):
+        if i >= len(maps):
+            fig.delaxes(ax)
+            continue
+        outline = None if outlines is None else outlines[i]
+        show_cells_over_image(images[i], maps[i], ax=ax, vmax=top, outline=outline,
+                              title=None if titles is None else titles[i])
+        panels.append(ax)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    attention_colorbar(panels, top)
+    return fig
+
+
 def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int = 4,
                        size: float = 2.6):
     """Padding masks, True = padding (``book/01_backbone.ipynb``, ``book/02_transformer.ipynb``).

@@ -266,3 +266,26 @@ def test_a_listed_segment_id_0_is_a_segment_not_void():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["circle (thing, 2 px)", "sky (stuff, 2 px)"]
     np.testing.assert_allclose(ax.images[0].get_array()[0, 0], figures.segment_colors(2)[0])
     plt.close("all")
+
+
+def test_show_maps_over_image_draws_one_scale_and_one_colour_bar():
+    image = np.zeros((32, 32, 3))
+    maps = torch.rand(3, 2, 2)
+    maps[2] *= 0.1                                             # a weak map ...
+    fig = figures.show_maps_over_image(image, maps, titles=["a", "b", "c"], ncols=2)
+    panels = [ax for ax in fig.axes if ax.get_title() in ("a", "b", "c")]
+    assert len(panels) == 3 and len(fig.axes) == 4             # three panels and one colour bar
+    top = float(maps.max())
+    alphas = [ax.images[1].get_array()[..., 3].max() for ax in panels]
+    assert alphas[2] == pytest.approx(0.9 * float(maps[2].max()) / top)   # ... looks weak
+    outline = np.zeros((32, 32), dtype=bool)
+    outline[4:10, 4:10] = True
+    one_mask = figures.show_maps_over_image([image] * 3, maps, outlines=outline, ncols=3)
+    assert all(ax.collections for ax in one_mask.axes[:3])     # the same outline on every panel
+    with pytest.raises(ValueError, match="one per map"):
+        figures.show_maps_over_image([image] * 2, maps)
+    with pytest.raises(ValueError, match="one mask, or one per map"):
+        figures.show_maps_over_image(image, maps, outlines=[outline] * 2)
+    with pytest.raises(ValueError, match="at least one"):
+        figures.show_maps_over_image(image, [])
+    plt.close("all")
