@@ -2,12 +2,15 @@
 
 The modules follow the data flow, and the book's chapters follow the modules:
 
+    examples (the photo batch, the trained model on its scene)  book/00_meet_the_model.ipynb
     preprocessing, backbone, position_encoding  book/01_backbone.ipynb
-    transformer                                 book/02_transformer.ipynb
-    attention_maps                              book/03_attention_maps.ipynb
-    mask_head                                   book/04_mask_head.ipynb
+    transformer, findings                       book/02_transformer.ipynb
+    attention_maps, attention_analysis          book/03_attention_maps.ipynb
+    mask_head, mask_analysis                    book/04_mask_head.ipynb
     merge, inference                            book/05_argmax_merge.ipynb
+    demo (the planted stand-in)                 book/appendix_side_topics.ipynb
     detr (the assembly), hub (checkpoints), trace (the record of every intermediate)
+    figures (every figure, and the conventions they follow), diagrams   all chapters
     explore (a view and an ipywidgets panel per stage)  chapters 2, 3, 4, 5 and 7
 """
 from .config import CONFIGS, DETRConfig, get_config

@@ -22,7 +22,8 @@ class DETRConfig:
     Fields
     ------
     backbone: torchvision ResNet name ("resnet50", "resnet101", "resnet18", ...).
-    dilation: DC5 variant: layer4 uses dilation instead of stride, so Res5 is H/16, not H/32.
+    dilation: DC5 variant: layer4 drops its stride (its first block keeps dilation 1, the later
+              blocks are dilated by 2), so Res5 is H/16, not H/32 (``book/appendix_side_topics.ipynb``).
     hidden_dim: d, the transformer width (256 in the official models).
     nheads: attention heads in the transformer and in the box-embedding attention maps (M = 8).
     enc_layers / dec_layers: encoder and decoder depth (6 / 6).

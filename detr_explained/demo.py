@@ -1,6 +1,6 @@
 """Stand-ins for training, so an untrained model has something to merge.
 
-Explained in ``book/05_argmax_merge.ipynb``. A randomly initialised DETR is of little use to
+Explained in ``book/appendix_side_topics.ipynb``. A randomly initialised DETR is of little use to
 the argmax merge, in two ways:
 
 * it is unsure of every class, so no query passes the 0.85 threshold and nothing is kept.
@@ -28,7 +28,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from .config import COCO_LAST_THING_ID
 from .detr import DETRPanoptic
 
-# Target logit of the planted class (the others get 0): softmax probability about 0.95 among 251.
+# Target logit of the planted class (the others get 0): softmax probability e^12 / (e^12 + 250), about 0.998 among 251.
 PLANTED_LOGIT = 12.0
 # emphasize_attention: query projection gain (sharper maps), gain of the attention channels in
 # the mask head's first convolution, and of the Res4..Res2 skip adapters (weaker shared content).
@@ -42,7 +42,7 @@ def calibrate_batchnorm(model: DETRPanoptic, images: Sequence[torch.Tensor]) -> 
     """Set every frozen batch norm's running mean and variance to those of its input on ``images``,
     layer by layer, so that each normalises its output as a trained network's does.
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb``.
     """
     def set_statistics(module, inputs):
         x = inputs[0]                                                  # (B, C, h, w)
@@ -63,7 +63,7 @@ def calibrate_batchnorm(model: DETRPanoptic, images: Sequence[torch.Tensor]) -> 
 def emphasize_attention(model: DETRPanoptic) -> DETRPanoptic:
     """Let each query's attention maps, not the content shared by all queries, shape its mask.
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb``.
     """
     d = model.config.hidden_dim
     model.bbox_attention.q_linear.weight.mul_(QUERY_GAIN)
@@ -81,7 +81,7 @@ def plant_classes(model: DETRPanoptic, images: Sequence[torch.Tensor],
     Solves class_embed's weights by minimum-norm least squares on the box embeddings of these
     images (exact while B*N <= d + 1). Returns the model, changed in place.
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb``.
     """
     state = model.detr.encode_decode(model.detr.batch(images))
     hs = state["hs"][-1]                                               # (B, N, d)
@@ -106,7 +106,7 @@ def realistic_assignment(num_queries: int = 100, num_things: int = 14, num_stuff
     """About 20 of 100 queries with COCO-like classes: things, stuff, and one stuff class
     predicted by two queries (so the stuff merge has work to do).
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb``.
     """
     rng = random.Random(seed)
     queries = rng.sample(range(num_queries), num_things + num_stuff)
@@ -121,7 +121,7 @@ def planted_model(name: str = "detr-r50-panoptic", images: Optional[Sequence[tor
     """A seeded random model, calibrated and emphasised as above, whose class head keeps a
     realistic set of queries on ``images``.
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb``.
     """
     from .hub import build_model
 

@@ -1,6 +1,6 @@
 """Fast panoptic inference: the masks of only the queries that are kept.
 
-Explained in ``book/05_argmax_merge.ipynb``. ``segment`` gives the same panoptic result as
+Explained in ``book/appendix_side_topics.ipynb`` (the fast path; the merge itself in ``book/05_argmax_merge.ipynb``). ``segment`` gives the same panoptic result as
 running the full model and then ``merge_panoptic``, with less work:
 
 * The merge keeps only queries whose class score passes the threshold (typically about 20 of
@@ -39,7 +39,7 @@ def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
     is on and trained batch norm uses each batch's statistics, so the segments would depend on
     chance and on the other images of the batch.
 
-    Explained in ``book/05_argmax_merge.ipynb``.
+    Explained in ``book/appendix_side_topics.ipynb`` (the fast path, and why it gives the same answer).
     """
     threshold = _check_arguments(model, threshold, is_thing, stuff_merge)
     batch = model.detr.batch(images)

@@ -109,7 +109,8 @@ class MaskHead(nn.Module):
 
     def forward_selected(self, src_proj: torch.Tensor, bbox_mask: torch.Tensor,
                          fpns: Sequence[torch.Tensor], image_index: torch.Tensor) -> torch.Tensor:
-        """The same mask logits for only some queries, computed with less work.
+        """The same mask logits for only some queries, computed with less work (the fast path of
+        ``book/appendix_side_topics.ipynb``).
 
         bbox_mask (K, M, h, w) holds the attention maps of K chosen queries; image_index (K,)
         says which image each belongs to. Returns (K, 1, H/4, W/4). Used by inference

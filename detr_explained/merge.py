@@ -13,9 +13,11 @@ Explained in ``book/05_argmax_merge.ipynb``. The official name is PostProcessPan
 6. Encode in the COCO panoptic format: a PNG whose colour is the segment id
    (id = R + 256 G + 256^2 B) and ``segments_info`` with category, isthing, area and bbox.
 
-Fixes of the official post-processor (detr==0.1.4): no crash when no query is kept (the whole
-image is VOID); batch padding is cropped before resizing (the official resize stretches padded
-images); segment ids start at 1, since id 0 is VOID in the COCO panoptic format.
+Fixes of the official post-processor (detr==0.1.4), explained in
+``book/appendix_side_topics.ipynb``: no crash when no query is kept (the whole image is VOID);
+batch padding is cropped before resizing (the official resize stretches padded images); segment
+ids start at 1, since id 0 means VOID in the COCO panoptic format (the official ids start at 0:
+legal while id 0 is listed in segments_info, but fragile).
 
 Stuff merging (``stuff_merge``): the official code relabels the extra stuff queries to the first
 one of their class, but then finds those extra queries have area 0, removes them and re-runs the
