@@ -27,7 +27,8 @@ Conventions (the book's figures, ``diagrams`` and the explorers of ``explore`` f
    :data:`ATTENTION_CMAP` (viridis) is a non-negative magnitude (attention weights, |activations|)
    drawn on its own; :data:`LOGIT_CMAP` (blue-white-red, centred on 0) a signed value such as a
    mask logit; black (:data:`VOID_COLOR`) is VOID; dark grey is padding. The colours of
-   :func:`segment_colors` name segments, in panoptic maps and their legends only.
+   :func:`segment_colors` name segments, in panoptic maps and their legends only, and avoid
+   those hues (greens, purples, browns, pinks, olives, cyans).
 5. **Cells are visible where cells are counted**: a map on a feature grid is drawn with its cell
    lines (``show_cells_over_image(..., grid=True)``).
 6. **A caption on every figure**: the markdown cell right after a figure's cell starts with an
@@ -479,10 +480,18 @@ def show_padding_masks(masks, titles: Optional[Sequence[str]] = None, ncols: int
     return fig
 
 
+# Segment colours (convention 4): tab20's greens, purples, browns, pinks, olives and cyans, then
+# tab20b's greens, olives, browns and purples; no blue, orange, red or grey, whose meanings are
+# the ground truth, a prediction, attention and padding.
+_SEGMENT_TAB20 = (4, 5, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19)
+_SEGMENT_TAB20B = (4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19)
+
+
 def segment_colors(n: int) -> np.ndarray:
-    """``n`` distinguishable RGB colours, the same ones every time (``book/05_argmax_merge.ipynb``)."""
-    palette = np.concatenate([plt.get_cmap("tab20")(np.arange(20))[:, :3],
-                              plt.get_cmap("tab20b")(np.arange(20))[:, :3]])
+    """``n`` distinguishable RGB colours, the same ones every time, none of them the blue, orange,
+    red or grey that mean something else in the book (convention 4; ``book/05_argmax_merge.ipynb``)."""
+    palette = np.concatenate([plt.get_cmap("tab20")(np.array(_SEGMENT_TAB20))[:, :3],
+                              plt.get_cmap("tab20b")(np.array(_SEGMENT_TAB20B))[:, :3]])
     return palette[np.arange(n) % len(palette)]
 
 

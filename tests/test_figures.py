@@ -289,3 +289,20 @@ def test_show_maps_over_image_draws_one_scale_and_one_colour_bar():
     with pytest.raises(ValueError, match="at least one"):
         figures.show_maps_over_image(image, [])
     plt.close("all")
+
+
+def test_segment_colours_avoid_the_colours_that_mean_something_else():
+    import colorsys
+
+    from matplotlib.colors import to_rgb
+
+    colours = figures.segment_colors(24)
+    assert len({tuple(c) for c in colours}) == 24              # distinct
+    meanings = [figures.ATTENTION_COLOR, to_rgb(figures.TRUTH_COLOR), to_rgb(figures.PREDICTION_COLOR)]
+    for colour in colours:
+        hue, light, saturation = colorsys.rgb_to_hls(*colour)
+        assert saturation > 0.25, colour                       # no grey (padding)
+        for meaning in meanings:
+            other = colorsys.rgb_to_hls(*meaning)[0]
+            distance = min(abs(hue - other), 1 - abs(hue - other)) * 360
+            assert distance > 8 or saturation < 0.35, (colour, meaning)
