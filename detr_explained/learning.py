@@ -29,7 +29,6 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
 from . import figures
@@ -37,6 +36,7 @@ from .coco_panoptic import collate
 from .detr import DETRPanoptic
 from .loop import CLIP_MAX_NORM, WEIGHT_DECAY, build_optimizer, train_step
 from .losses import SetCriterion
+from .mask_analysis import masks_at
 from .merge import KEEP_THRESHOLD, select_queries
 from .pq import mask_iou
 from .recipes import TRAINED_PARTS, freeze_for_stage, set_train_mode, stage_loss_weights
@@ -45,8 +45,8 @@ from .training_data import HFLIP_PROBABILITY, random_hflip
 # The parts the second stage trains: the attention maps and the mask head (recipes.TRAINED_PARTS).
 MASK_PARTS = tuple(prefix.rstrip(".") for prefix in TRAINED_PARTS["masks"])
 
-# A mask pixel is "in" where the mask's probability, sigmoid(logit), is above one half.
-MASK_PROBABILITY = 0.5
+# A mask pixel is "in" where its probability, sigmoid(logit), is above one half: where the logit,
+# resized to the image as the merge does, is above 0 (mask_analysis.masks_at).
 
 
 def with_new_mask_head(model: DETRPanoptic, seed: int = 0) -> DETRPanoptic:
@@ -77,12 +77,6 @@ def _forward(model: DETRPanoptic, images: Sequence[torch.Tensor]) -> dict:
         model.train(was_training)
 
 
-def _masks_at(logits: torch.Tensor, size) -> torch.Tensor:
-    """(K, H/4, W/4) mask logits -> (K, H, W) boolean masks: bilinear resize, sigmoid > 0.5."""
-    logits = F.interpolate(logits[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
-    return logits.sigmoid() > MASK_PROBABILITY                                   # (K, H, W)
-
-
 def matched_mask_iou(model: DETRPanoptic, images: Sequence[torch.Tensor], targets: Sequence[dict],
                      criterion: Optional[SetCriterion] = None) -> list[torch.Tensor]:
     """For each image, the IoU of each ground-truth segment with the mask of the query the
@@ -108,7 +102,7 @@ def _matched_masks(model, images, targets, criterion=None) -> list[tuple[torch.T
         truth = targets[b]["masks"]                                              # (K, H, W)
         query_of = torch.empty(len(truth), dtype=torch.long)
         query_of[segment_idx] = query_idx                                        # every segment has one
-        predicted = _masks_at(outputs["pred_masks"][b, query_of], truth.shape[-2:])  # (K, H, W)
+        predicted = masks_at(outputs["pred_masks"][b, query_of], truth.shape[-2:])  # (K, H, W)
         pairs.append((predicted, truth.bool()))
     return pairs
 
@@ -142,7 +136,7 @@ def kept_query_masks(model: DETRPanoptic, image: torch.Tensor, target: dict,
     query_idx, segment_idx = SetCriterion(model.config.num_classes).matcher(outputs, [target])[0]
     segment_of = dict(zip(query_idx.tolist(), segment_idx.tolist()))
     logits = outputs["pred_masks"][0, kept]                                      # (Q, H/4, W/4)
-    predicted = _masks_at(logits, target["masks"].shape[-2:])                    # (Q, H, W)
+    predicted = masks_at(logits, target["masks"].shape[-2:])                    # (Q, H, W)
     segments, ious = [], []
     for k, query in enumerate(kept.tolist()):
         j = segment_of.get(query)
