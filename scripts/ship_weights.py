@@ -5,7 +5,7 @@
         --data-command "python -m detr_explained.synthetic ..." [--data-command ...] \
         --machine "2 CPU cores (...)" --wall-minutes M [--data-minutes D] \
         [--rerun RERUN_DIR --rerun-wall-minutes M2] [--other-seed-data DIR ...] \
-        [--ablation "WHAT WAS CHANGED=ABLATION_RUN_DIR[@STEP]" ...]
+        [--ablation "WHAT WAS CHANGED=ABLATION_RUN_DIR[@STEP]" ...] [--ablation-json ROWS.json ...]
 
 Writes detr_explained/weights/detr-tiny-synthetic.pth (RUN_DIR/model.pth, float16), and beside it
 detr-tiny-synthetic.json (the commands, the saved training options, the steps, the measured
@@ -21,7 +21,9 @@ of one command land apart); --other-seed-data, held-out sets written with other 
 file's PQ on each); --ablation, short training runs that each changed one thing, one row per run
 in the README's table (PQ of the run's last evaluation, or of its evaluation at STEP, its training
 speed and its options, all
-read from the run's own files, so no figure is typed in by hand).
+read from the run's own files, so no figure is typed in by hand); --ablation-json, rows that
+scripts/ablation_table.py --json wrote earlier from runs whose folders are gone (each row keeps the
+file it came from).
 """
 import argparse
 import json
@@ -64,7 +66,11 @@ def main(argv=None) -> None:
                         help="a held-out set written with another seed; the shipped file is scored on it")
     parser.add_argument("--ablation", action="append", default=[], metavar="WHAT=RUN_DIR",
                         help="a short run that changed one thing: its description, '=', its run folder")
+    parser.add_argument("--ablation-json", action="append", default=[], metavar="ROWS.json",
+                        help="rows written by scripts/ablation_table.py --json (runs made earlier)")
     args = parser.parse_args(argv)
+    recorded_rows = [_recorded_row(row, path) for path in args.ablation_json
+                     for row in _read_json(path).get("rows", [])]
 
     source = os.path.join(args.run_dir, "model.pth")
     checkpoint = _read_run(args.run_dir, source)
@@ -119,8 +125,8 @@ def main(argv=None) -> None:
         record["rerun"] = _rerun_record(args, val_set)
     if args.other_seed_data:
         record["other_seeds"] = [_score(model, folder) for folder in args.other_seed_data]
-    if args.ablation:
-        record["ablations"] = [ablation_row(item) for item in args.ablation]
+    if args.ablation or recorded_rows:
+        record["ablations"] = recorded_rows + [ablation_row(item) for item in args.ablation]
     _write_json(record_path, record)
     commands = "\n".join(args.data_command + [args.command])
     data_time = ("" if args.data_minutes is None else
@@ -209,14 +215,26 @@ def ablation_row(item: str) -> dict:
            "lr_drop": options.get("lr_drop"), "batch_size": options.get("batch_size"),
            "threads": options.get("threads"), "config_set": options.get("config_set", []),
            "ema": options.get("ema"), "eval_images": options.get("val_size"),
+           # one random state per process: torchrun --nproc_per_node=N saves N
+           "processes": len(checkpoint.get("rng") or [None]),
            "res5_stride": 16 if checkpoint["config"]["dilation"] else 32,
            "num_queries": checkpoint["config"]["num_queries"],
            "pq": {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]},
-           "steps_per_second": round(last["step"] / last["train_seconds"], 2)}
+           "steps_per_second": round(last["step"] / last["train_seconds"], 2),
+           "precision": options.get("precision", "float32")}
     if "raw_pq_all" in last:
         row["pq_last_step_weights"] = {"All": last["raw_pq_all"], "Things": last["raw_pq_things"],
                                        "Stuff": last["raw_pq_stuff"]}
     return row
+
+
+def _recorded_row(row: dict, path: str) -> dict:
+    """A row of an ablation_table.py --json file, without its evaluations, marked with its file."""
+    missing = {"change", "run", "steps", "batch_size", "res5_stride", "num_queries", "pq",
+               "steps_per_second"} - set(row)
+    if missing:
+        sys.exit(f"error: {path}: a row lacks {sorted(missing)} (write the file with scripts/ablation_table.py --json)")
+    return {**{k: v for k, v in row.items() if k != "evaluations"}, "source": path}
 
 
 def pq_line(pq: dict) -> str:
@@ -253,23 +271,29 @@ def _evidence_markdown(record: dict) -> str:
                  "Each row is one evaluation of a short run of the training command (on the same data, seed 0, "
                  "lr 2e-4), read from the run's own `log.jsonl`: PQ on the first "
                  f"{', '.join(sorted({str(r['eval_images']) for r in record['ablations']}))} held-out scenes of "
-                 "seed 1, at the step shown, and the run's measured training speed. The short runs "
-                 "ran two at a time with one thread each, so their speeds compare with each other, "
-                 "not with the two-thread run above.\n\n"
+                 "seed 1, at the step shown, and the run's measured training speed with the threads it had "
+                 "(runs with one thread each ran two at a time, so their speeds compare only with each "
+                 "other). Rows whose run folder is gone come from the JSON file named under the table.\n\n"
                  + ablation_table(record["ablations"]))
     return text
 
 
 def ablation_table(rows: list[dict]) -> str:
     """Markdown table of ablation rows (``ablation_row``), one line per row."""
-    text = ("| change | Res5 stride | queries | batch | step | scenes seen | PQ all / things / stuff | steps/s | run |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+    text = ("| change | Res5 stride | queries | batch | step | scenes seen | PQ all / things / stuff | steps/s "
+            "| threads | forward | run |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
     for row in rows:
         step = f"{row['steps']}" + (f" (lr x 0.1 from {row['lr_drop']})"
                                     if row["lr_drop"] and row["lr_drop"] < row["steps"] else "")
-        text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | {row['batch_size']} | "
-                 f"{step} | {row['steps'] * row['batch_size']:,} | "
-                 f"{pq_line(row['pq'])} | {row['steps_per_second']:.2f} | {row['run']} |\n")
+        processes = row.get("processes", 1)
+        batch = f"{row['batch_size']}" + (f" x {processes} processes" if processes > 1 else "")
+        text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | {batch} | "
+                 f"{step} | {row['steps'] * row['batch_size'] * processes:,} | "
+                 f"{pq_line(row['pq'])} | {row['steps_per_second']:.2f} | {row.get('threads') or 'auto'} | "
+                 f"{row.get('precision', 'float32')} | {row['run']} |\n")
+    sources = sorted({row["source"] for row in rows if "source" in row})
+    if sources:
+        text += "\nRows of runs made earlier, whose folders are gone: " + ", ".join(f"`{s}`" for s in sources) + ".\n"
     return text
 
 

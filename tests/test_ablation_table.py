@@ -38,6 +38,16 @@ def test_row_comes_from_the_run_files(short_run):
     assert row["pq"] == {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]}
     assert row["steps_per_second"] == round(2 / last["train_seconds"], 2)
     assert "pq_last_step_weights" in row  # --ema: the last evaluation scored both
+    assert row["processes"] == 1
+
+
+def test_rows_of_data_parallel_runs_count_every_process():
+    """torchrun --nproc_per_node=2 with --batch-size 8: 16 scenes per step."""
+    row = {"change": "two processes", "run": "E", "steps": 10, "lr_drop": None, "batch_size": 8,
+           "processes": 2, "res5_stride": 16, "num_queries": 12, "steps_per_second": 3.5, "threads": 1,
+           "precision": "bfloat16", "pq": {"All": 0.5, "Things": 0.25, "Stuff": 0.75}}
+    line = ship_weights.ablation_table([row]).splitlines()[2]
+    assert line.startswith("| two processes | 16 | 12 | 8 x 2 processes | 10 | 160 | 50.0 / 25.0 / 75.0 |")
 
 
 def test_row_at_a_chosen_step_and_a_missing_one(short_run):
@@ -59,3 +69,30 @@ def test_script_prints_the_table_and_writes_json(short_run, tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["steps"] for r in rows] == [1, 2]
     assert [e["step"] for e in rows[0]["evaluations"]] == [1, 2]
+
+
+def test_rows_recorded_earlier_keep_their_file(short_run, tmp_path):
+    """--ablation-json: rows written by ablation_table.py --json from runs whose folders are gone
+    are shown as they were, named with their file; threads and the forward's precision are columns."""
+    rows_file = tmp_path / "rows.json"
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "ablation_table.py"),
+                    "--json", str(rows_file), f"stride 16={short_run}"], capture_output=True, check=True)
+    rows = [ship_weights._recorded_row(r, str(rows_file)) for r in json.loads(rows_file.read_text())["rows"]]
+    assert "evaluations" not in rows[0] and rows[0]["source"] == str(rows_file)
+    table = ship_weights.ablation_table(rows).splitlines()
+    assert table[0].endswith("| steps/s | threads | forward | run |")
+    assert table[2].endswith("| 1 | float32 | dc5_q12 |")
+    assert table[-1] == f"Rows of runs made earlier, whose folders are gone: `{rows_file}`."
+    with pytest.raises(SystemExit, match=r"lacks \['batch_size'"):
+        ship_weights._recorded_row({"change": "x", "run": "r", "steps": 1}, "f.json")
+
+
+def test_append_keeps_the_rows_already_recorded(short_run, tmp_path):
+    out = tmp_path / "rows.json"
+    script = os.path.join(REPO, "scripts", "ablation_table.py")
+    subprocess.run([sys.executable, script, "--json", str(out), f"first={short_run}@1"], capture_output=True, check=True)
+    subprocess.run([sys.executable, script, "--json", str(out), "--append", f"second={short_run}"],
+                   capture_output=True, check=True)
+    assert [r["change"] for r in json.loads(out.read_text())["rows"]] == ["first", "second"]
+    failed = subprocess.run([sys.executable, script, "--append", f"x={short_run}"], capture_output=True, text=True)
+    assert failed.returncode == 2 and "--append needs --json FILE" in failed.stderr
