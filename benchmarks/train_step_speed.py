@@ -1,6 +1,7 @@
 """Training-step speed of detr-tiny-synthetic: masks for every query vs for the matched ones only.
 
-    python benchmarks/train_step_speed.py [--steps 20] [--threads 2] [--batch-size 8] [--boxes-only] [--bfloat16] [--set FIELD=VALUE ...]
+    python benchmarks/train_step_speed.py [--steps 20] [--threads 2] [--batch-size 8] [--boxes-only] [--bfloat16]
+        [--channels-last] [--set FIELD=VALUE ...]
 
 The official DETRsegm computes the mask of every query in training, though the mask losses only
 look at the matched ones; ``train.train_step`` passes ``select=criterion.match_for(targets)`` so
@@ -20,6 +21,9 @@ option does (e.g. ``--set dilation=true --set num_queries=12``).
 ``--bfloat16`` adds the matched-masks step with its forward under ``torch.autocast`` in bfloat16
 (``python -m detr_explained.train --precision bfloat16``): the same losses, computed in float32
 from bfloat16 activations. It prints that step's first loss beside the float32 one.
+``--channels-last`` adds the same bfloat16 step with the model's weights in channels-last memory
+format (the layout oneDNN's convolutions prefer); the training command has no such option, since
+it measured only about 5 % faster (benchmarks/stronger_model.md).
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ def main(argv=None) -> None:
                         help="also time the detector alone (no mask head, no mask losses)")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also time the matched-masks step with its forward in bfloat16 (autocast)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time the bfloat16 step with the model's weights in channels-last memory format")
     parser.add_argument("--set", dest="config_set", action="append", default=[], type=parse_config_assignment,
                         metavar="FIELD=VALUE", help="change a field of the preset")
     args = parser.parse_args(argv)
@@ -74,6 +80,9 @@ def main(argv=None) -> None:
         models["boxes only (stage 1)"] = copy.deepcopy(models["all masks (official)"])
     if args.bfloat16:
         models["matched, bfloat16"] = copy.deepcopy(models["all masks (official)"])
+    if args.channels_last:
+        models["bfloat16, channels-last"] = copy.deepcopy(models["all masks (official)"]).to(
+            memory_format=torch.channels_last)
     criterion = SetCriterion(models["matched masks only"].config.num_classes)
     optimizers = {}
     for name, model in models.items():
@@ -88,8 +97,8 @@ def main(argv=None) -> None:
             if name == "boxes only (stage 1)":
                 outputs = model.detr(images)  # no mask head: SetCriterion leaves out the mask losses
             else:
-                select = criterion.match_for(targets) if name.startswith("matched") else None
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "matched, bfloat16"):
+                select = criterion.match_for(targets) if name != "all masks (official)" else None
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bfloat16" in name):
                     outputs = model(images, select=select)
                 outputs = float32_outputs(outputs)
             loss = criterion(outputs, targets)
@@ -125,6 +134,9 @@ def main(argv=None) -> None:
     if args.bfloat16:
         print(f"ratio: a bfloat16 step is {fast / means['matched, bfloat16']:.2f}x as fast as a "
               f"float32 matched-masks step")
+    if args.channels_last:
+        print(f"ratio: a bfloat16 channels-last step is {fast / means['bfloat16, channels-last']:.2f}x as fast "
+              f"as a float32 matched-masks step")
 
 
 if __name__ == "__main__":
