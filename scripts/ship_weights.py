@@ -69,6 +69,10 @@ def main(argv=None) -> None:
     parser.add_argument("--ablation-json", action="append", default=[], metavar="ROWS.json",
                         help="rows written by scripts/ablation_table.py --json (runs made earlier)")
     args = parser.parse_args(argv)
+    for path in args.ablation_json:
+        if not os.path.isfile(path):
+            sys.exit(f"error: --ablation-json {path}: no such file (give a file written by scripts/ablation_table.py --json, "
+                     "e.g. benchmarks/stronger_model_runs.json)")
     recorded_rows = [_recorded_row(row, path) for path in args.ablation_json
                      for row in _read_json(path).get("rows", [])]
 

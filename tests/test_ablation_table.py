@@ -96,3 +96,10 @@ def test_append_keeps_the_rows_already_recorded(short_run, tmp_path):
     assert [r["change"] for r in json.loads(out.read_text())["rows"]] == ["first", "second"]
     failed = subprocess.run([sys.executable, script, "--append", f"x={short_run}"], capture_output=True, text=True)
     assert failed.returncode == 2 and "--append needs --json FILE" in failed.stderr
+
+
+def test_ship_weights_refuses_a_missing_rows_file(tmp_path):
+    """Checked before anything is copied into the package."""
+    with pytest.raises(SystemExit, match="no such file"):
+        ship_weights.main([str(tmp_path / "run"), "--val-data", "val", "--command", "c", "--machine", "m",
+                           "--wall-minutes", "1", "--ablation-json", str(tmp_path / "missing.json")])
