@@ -234,7 +234,7 @@ def ablation_row(item: str) -> dict:
 
 def _recorded_row(row: dict, path: str) -> dict:
     """A row of an ablation_table.py --json file, without its evaluations, marked with its file."""
-    missing = {"change", "run", "steps", "batch_size", "res5_stride", "num_queries", "pq",
+    missing = {"change", "run", "steps", "lr_drop", "batch_size", "res5_stride", "num_queries", "pq",
                "steps_per_second"} - set(row)
     if missing:
         sys.exit(f"error: {path}: a row lacks {sorted(missing)} (write the file with scripts/ablation_table.py --json)")
@@ -271,8 +271,8 @@ def _evidence_markdown(record: dict) -> str:
                  f"Both on the {record['eval_images']} held-out scenes above; the second run's PQ differs by "
                  f"{100 * (rerun['pq']['All'] - shipped['All']):+.1f} points. {rerun['note']}\n")
     if "ablations" in record:
-        text += ("\n## Ablations: one change at a time, on a short budget\n\n"
-                 "Each row is one evaluation of a short run of the training command (on the same data, seed 0, "
+        text += ("\n## Ablations: one change at a time\n\n"
+                 "Each row is one evaluation of a run of the training command, short or hour-long (on the same data, seed 0, "
                  "lr 2e-4), read from the run's own `log.jsonl`: PQ on the first "
                  f"{', '.join(sorted({str(r['eval_images']) for r in record['ablations']}))} held-out scenes of "
                  "seed 1, at the step shown, and the run's measured training speed with the threads it had "
