@@ -84,10 +84,15 @@ CONFIGS: dict[str, DETRConfig] = {
     #   identity statistics would leave a random ResNet unnormalised, so the backbone uses
     #   ordinary, trained BatchNorm2d.
     # - resnet10 with res5_channels=256: ResNet-18's stages with one block each, and a layer4 of
-    #   256 channels instead of 512 (1.3 M parameters instead of 3.7 M): 3.8 M in all, 7.7 MB in
+    #   256 channels instead of 512 (1.3 M parameters instead of 3.7 M): 3.7 M in all, 7.5 MB in
     #   float16, small enough to keep in the repository.
+    # - dilation=True (DC5, as detr-r50-dc5-panoptic): Res5 keeps stride 16, so a 128 x 128 scene
+    #   gives the transformer an 8 x 8 grid of 16-pixel cells instead of 4 x 4 cells of 32 pixels.
+    #   On ResNet-10 it only removes layer4's stride (its single block has no dilated conv after it).
+    # - num_queries=12: a scene has at most 7 shapes and 3 stuff regions.
+    # Both were chosen by the ablations of benchmarks/stronger_model.md (issue 9).
     "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False,
-                                                res5_channels=256),
+                                                res5_channels=256, dilation=True, num_queries=12),
 }
 
 

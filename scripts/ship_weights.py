@@ -152,7 +152,7 @@ Its SHA-256 is `{sha256}`; `build_model` refuses a file with another one (restor
 {commands}
 ```
 
-{record['steps']} steps. The command ran for **{record['wall_minutes']:.1f} minutes** from start to exit on
+{_steps_sentence(record)} The command ran for **{record['wall_minutes']:.1f} minutes** from start to exit on
 {args.machine}, of which {record['train_minutes']:.1f} minutes were training steps (the rest: the
 periodic PQ evaluations and saving). {data_time} To reproduce, run the commands above in an empty
 folder, then `scripts/ship_weights.py` (see its docstring).{code}
@@ -172,6 +172,17 @@ Reproduce: `{record['evaluation']}`.
     with open(os.path.join(WEIGHTS_DIR, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(readme)
     print(f"wrote {target}, {NAME}.json and README.md in {WEIGHTS_DIR}", file=sys.stderr)
+
+
+def _steps_sentence(record) -> str:
+    """How many steps the run made: all it asked for, or fewer where --max-minutes stopped it."""
+    asked, made = record["options"]["steps"], record["steps"]
+    if asked is None or made >= asked:
+        return f"{made} steps."
+    if record["options"].get("max_minutes") is None:
+        return f"{made} of its {asked} steps: the run was stopped before the end."
+    return (f"{made} of its {asked} steps: its `--max-minutes {record['options']['max_minutes']:g}` guard "
+            f"stopped it after {record['train_minutes']:.1f} minutes of training.")
 
 
 def _group_pq(result) -> dict:

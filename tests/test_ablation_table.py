@@ -103,3 +103,12 @@ def test_ship_weights_refuses_a_missing_rows_file(tmp_path):
     with pytest.raises(SystemExit, match="no such file"):
         ship_weights.main([str(tmp_path / "run"), "--val-data", "val", "--command", "c", "--machine", "m",
                            "--wall-minutes", "1", "--ablation-json", str(tmp_path / "missing.json")])
+
+
+def test_readme_says_when_the_time_guard_stopped_the_run():
+    record = {"options": {"steps": 12000, "max_minutes": 55.0}, "steps": 11443, "train_minutes": 55.0}
+    assert ship_weights._steps_sentence(record) == (
+        "11443 of its 12000 steps: its `--max-minutes 55` guard stopped it after 55.0 minutes of training.")
+    record.update(steps=12000)
+    assert ship_weights._steps_sentence(record) == "12000 steps."
+    assert ship_weights._steps_sentence({"options": {"steps": None}, "steps": 800}) == "800 steps."

@@ -71,9 +71,12 @@ def test_segment_weights_on_the_book_scene(book):
 
 
 def test_map_twins_pairs_each_unfound_thing_query_with_a_found_one(book):
+    # the book's scene has no duplicate for the shipped model; held-out scene 0 has some
+    # (book/03_attention_maps.ipynb shows them)
+    book = examples.book_scene(model=book.model, index=0)
     weights = aa.segment_weights(book.traced)
     twins = aa.map_twins(book.traced, weights)
     unfound = weights.queries[weights.thing & ~weights.found].tolist()
-    assert [t.query for t in twins] == unfound
+    assert unfound and [t.query for t in twins] == unfound
     found = set(weights.queries[weights.found].tolist())
     assert all(t.nearest in found and 0 <= t.distance <= 1 and 0 <= t.mask_iou <= 1 for t in twins)

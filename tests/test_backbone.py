@@ -101,10 +101,11 @@ def test_narrow_resnet10_dc5_has_res5_at_stride_16():
 
 
 def test_synthetic_preset_backbone():
-    """detr-tiny-synthetic: ResNet-10 with a 256-channel layer4 at stride 32, ordinary BatchNorm."""
+    """detr-tiny-synthetic: ResNet-10 with a 256-channel layer4 kept at stride 16 (DC5), ordinary BatchNorm."""
     config = de.get_config("detr-tiny-synthetic")
     backbone = ResNetBackbone(config.backbone, config.dilation, config.frozen_batchnorm, config.res5_channels)
     features = backbone(random_image(128, 128)[None])
     assert [tuple(features[level].shape[1:]) for level in LEVELS] == [
-        (64, 32, 32), (128, 16, 16), (256, 8, 8), (256, 4, 4)]
+        (64, 32, 32), (128, 16, 16), (256, 8, 8), (256, 8, 8)]
+    assert backbone.strides["res5"] == 16
     assert isinstance(backbone.body.layer4[0].bn1, torch.nn.BatchNorm2d)

@@ -204,11 +204,14 @@ def test_fpn_widths_are_the_models(which, request):
     assert numbers(widths["width:input"]) == [d, heads, head.lay1.in_channels]   # projected Res5 first
     assert head.lay1.in_channels == d + heads
     shapes = texts(fig, "shape-")
-    assert numbers(shapes["shape-input"]) == [d + heads, 32, 32]
+    res5 = 16 if model.config.dilation else 32                   # DC5 keeps Res5 at stride 16
+    assert numbers(shapes["shape-input"]) == [d + heads, res5, res5]
     assert numbers(shapes["shape-out_lay"]) == [1, 4, 4]
     assert numbers(shapes["shape-+res4"]) == [head.adapter1.out_channels, 16, 16]
-    assert set(texts(fig, "stride-")) == {"stride-32", "stride-16", "stride-8", "stride-4"}
-    assert all(t == "nearest \u00d72" for t in texts(fig, "upsample-").values())
+    assert set(texts(fig, "stride-")) == {f"stride-{s}" for s in (res5, 16, 8, 4)}
+    upsample = texts(fig, "upsample-")
+    assert upsample.pop("upsample-+res4") == f"nearest \u00d7{res5 // 16}"   # x1 with DC5: same grid
+    assert all(t == "nearest \u00d72" for t in upsample.values())
     if which == "r50":                                          # the official numbers
         assert [numbers(widths[f"width:{n}"])[1] for n in ("lay1", "lay2", "lay3", "lay4", "lay5", "out_lay")] == \
             [264, 128, 64, 32, 16, 1]

@@ -98,7 +98,7 @@ def test_encoder_view_shares_one_scale_across_layers(traced):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"row": 99}, "row must be a whole number from 0 to 3"),
+    ({"row": 99}, "row must be a whole number from 0 to 7"),      # the 8 x 8 grid of the DC5 model
     ({"col": -1}, "col must be"),
     ({"layer": 7}, "layer must be"),
     ({"row": 1.5}, "row must be"),
@@ -167,7 +167,8 @@ def test_mask_stage_view_shows_each_stage_at_its_resolution(traced):
         np.testing.assert_array_equal(view.data["channel"], features[view.data["channel_index"]].numpy())
         assert abs(view.data["r"]) <= 1 + 1e-5          # a correlation, up to rounding
         seen[stage] = view.data["stride"]
-    assert seen["input"] == 32 and seen["+res4"] == 16 and seen["out_lay"] == 4
+    # the book's model is DC5: its head starts on Res5's grid at stride 16, the size of Res4
+    assert seen["input"] == 16 and seen["+res4"] == 16 and seen["+res3"] == 8 and seen["out_lay"] == 4
     with pytest.raises(ValueError, match="stage must be one of"):
         explore.mask_stage_view(traced, q, "lay9")
 
@@ -305,8 +306,10 @@ def test_mask_stage_panel_follows_the_stage(traced, no_model_runs):
     panel = explore.MaskStagePanel(traced)
     panel.controls["stage"].value = "+res2"
     assert panel.view.data["stride"] == 4
+    panel.controls["stage"].value = "+res3"
+    assert panel.view.data["stride"] == 8
     panel.controls["stage"].value = "lay1"
-    assert panel.view.data["stride"] == 32
+    assert panel.view.data["stride"] == 16                       # Res5's stride in the DC5 model
 
 
 def test_merge_panel_follows_threshold_rule_and_stuff_merge(traced, no_model_runs):

@@ -212,7 +212,7 @@ def test_inference_arguments(shipped, small):
 # ----------------------------------------------------------------------------------------------
 
 SIDE = 64                     # image and mask side: masks at full size, so areas are exact
-NUM_QUERIES = 20              # detr-tiny-synthetic's N
+NUM_QUERIES = de.get_config("detr-tiny-synthetic").num_queries   # its N
 NO_OBJECT = 7                 # classes 0..6, then "no object"
 # classes 1-3 things, 4-6 stuff, as in the synthetic scenes; 0 is unused
 IS_THING = [True, True, True, True, False, False, False]
