@@ -18,6 +18,10 @@ from .preprocessing import ImageBatch
 class DETRTrace:
     """Named intermediates of one forward pass (B images, N queries, M heads, L layers, d width).
 
+    Res5 and everything read from it are written H/32 x W/32, the published models' grid. A DC5
+    model (``dilation=True``: ``detr-r50-dc5-panoptic`` and ``detr-tiny-synthetic``) keeps Res5 at
+    stride 16, so for it read H/16 x W/16 wherever H/32 x W/32 is written below.
+
     images:            (B, 3, H, W) the padded batch; ``padding_mask`` (B, H, W) True at padding;
                        ``sizes`` each image's (h, w) before padding.
     res2 .. res5:      backbone features, (B, 256, H/4, W/4) .. (B, 2048, H/32, W/32) for R50.

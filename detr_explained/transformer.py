@@ -10,6 +10,9 @@ Explained in ``book/02_transformer.ipynb``.
   to the memory; N learned object queries are added to them as their positional code. The last
   layer's N outputs of width d are the box embeddings; class and box heads read all layers.
 
+H/32 x W/32 is Res5's grid in the published models; a DC5 model (``dilation=True``, as
+``detr-tiny-synthetic``) has Res5 at stride 16, an H/16 x W/16 grid, and the same code runs on it.
+
 Post-norm layers (LayerNorm after each residual sum), ReLU feed-forward blocks; the positional
 encoding is added to queries and keys only, never to values. Attention uses
 torch.nn.MultiheadAttention, whose parameter names are those of the official checkpoints.
