@@ -29,7 +29,7 @@ import sys
 
 import numpy as np
 import torch
-from torchvision.ops import box_convert, box_iou
+from torchvision.ops import box_convert, box_iou, masks_to_boxes
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,22 +37,11 @@ from detr_explained.coco_panoptic import open_dataset  # noqa: E402
 from detr_explained.evaluate import _drop_unknown_categories, is_thing_of, load_trained_model  # noqa: E402
 from detr_explained.inference import segment  # noqa: E402
 from detr_explained.merge import KEEP_THRESHOLD  # noqa: E402
+from detr_explained.pq import mask_iou  # noqa: E402
 
 MATCH_IOU = 0.5     # PQ's match
 OVERLAP_IOU = 0.1   # "overlaps": more than a touch
 SEEN_PROBABILITY = 0.5
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
-def _box(mask: np.ndarray) -> torch.Tensor:
-    """The (x0, y0, x1, y1) box of a mask, normalised by the image's size, as the model predicts."""
-    rows, cols = np.nonzero(mask)
-    h, w = mask.shape
-    return torch.tensor([cols.min() / w, rows.min() / h, (cols.max() + 1) / w, (rows.max() + 1) / h])
 
 
 def thing_errors(model, dataset, threshold: float = KEEP_THRESHOLD, batch_size: int = 8) -> dict:
@@ -78,43 +67,44 @@ def thing_errors(model, dataset, threshold: float = KEEP_THRESHOLD, batch_size: 
             pred_ids, pred_segments = _drop_unknown_categories(results[k].id_map, results[k].segments_info,
                                                                categories)
             pred_ids = pred_ids.numpy()
-            gts = [(s, gt_ids == s["id"]) for s in gt_segments if thing(s["category_id"])]
-            preds = [(s, pred_ids == s["id"]) for s in pred_segments]
-            pred_things = [(s, m) for s, m in preds if thing(s["category_id"])]
-            matched_gt, matched_pred = set(), set()
-            for g, gm in gts:
-                for p, pm in pred_things:
-                    if p["category_id"] == g["category_id"] and _iou(gm, pm) > MATCH_IOU:
-                        matched_gt.add(g["id"])
-                        matched_pred.add(p["id"])
-            for g, gm in gts:
-                label = name(g["category_id"])
-                if g["id"] in matched_gt:
+            gts = [s for s in gt_segments if thing(s["category_id"])]
+            preds = [s for s in pred_segments if thing(s["category_id"])]
+            gt_masks = torch.from_numpy(np.stack([gt_ids == s["id"] for s in gts] or [gt_ids < 0]))
+            pred_masks = torch.from_numpy(np.stack([pred_ids == s["id"] for s in preds] or [pred_ids < 0]))
+            iou = mask_iou(gt_masks, pred_masks)[:len(gts), :len(preds)]          # (G, P)
+            same = torch.tensor([[p["category_id"] == g["category_id"] for p in preds] for g in gts],
+                                dtype=torch.bool).reshape(len(gts), len(preds))
+            matches = (iou > MATCH_IOU) & same                                     # PQ's matches
+            h, w = gt_ids.shape
+            for i, g in enumerate(gts):
+                label, area = name(g["category_id"]), int(gt_masks[i].sum())
+                if matches[i].any():
                     counts["matched"][label] += 1
-                    counts["areas"]["matched"].append(int(gm.sum()))
+                    counts["areas"]["matched"].append(area)
                     continue
-                counts["areas"]["missed"].append(int(gm.sum()))
-                overlaps = [(_iou(gm, pm), p) for p, pm in pred_things]
-                best = max((iou for iou, _ in overlaps), default=0.0)
+                counts["areas"]["missed"].append(area)
+                best = float(iou[i].max()) if len(preds) else 0.0
                 if best > MATCH_IOU:
                     kind = "wrong class"
                 elif best > OVERLAP_IOU:
                     kind = "poor mask"
                 else:
-                    on_it = box_iou(_box(gm)[None], boxes[k])[0] > MATCH_IOU                  # (N,)
+                    box = masks_to_boxes(gt_masks[i:i + 1]) + torch.tensor([0.0, 0.0, 1.0, 1.0])
+                    box = box / torch.tensor([w, h, w, h])                         # as the model predicts
+                    on_it = box_iou(box, boxes[k])[0] > MATCH_IOU                  # (N,)
                     seen = probabilities[k, on_it, g["category_id"]] if g["category_id"] < probabilities.shape[-1] \
                         else torch.zeros(0)
                     kind = "below the threshold" if seen.numel() and seen.max() >= SEEN_PROBABILITY else "not found"
                 counts["missed"][(label, kind)] += 1
-            for p, pm in pred_things:
-                if p["id"] in matched_pred:
+            for j, p in enumerate(preds):
+                if matches[:, j].any():
                     continue
-                overlaps = [(_iou(gm, pm), g) for g, gm in gts]
-                best_iou, best_gt = max(overlaps, key=lambda pair: pair[0], default=(0.0, None))
+                best_iou = float(iou[:, j].max()) if len(gts) else 0.0
+                best_gt = int(iou[:, j].argmax()) if len(gts) else None
                 if best_iou > MATCH_IOU:
                     kind = "wrong class"
                 elif best_iou > OVERLAP_IOU:
-                    kind = "duplicate" if best_gt["id"] in matched_gt else "poor mask"
+                    kind = "duplicate" if matches[best_gt].any() else "poor mask"
                 else:
                     kind = "nothing there"
                 counts["extra"][(name(p["category_id"]), kind)] += 1
