@@ -181,10 +181,24 @@ def set_train_mode(model: torch.nn.Module, stage: str) -> torch.nn.Module:
     return model
 
 
-def stage_loss_weights(stage: str) -> dict[str, float]:
+def stage_loss_weights(stage: str, changes: Optional[dict[str, float]] = None) -> dict[str, float]:
     """The weight of each loss in the total for ``stage`` (``book/09_your_own_dataset.ipynb``):
     the official weights, with the class and box losses at 0 in the ``masks`` stage (the
-    frozen detector could not learn from them anyway)."""
-    if check_stage(stage) == "masks":
-        return {name: (weight if name in MASK_LOSSES else 0.0) for name, weight in LOSS_WEIGHTS.items()}
-    return dict(LOSS_WEIGHTS)
+    frozen detector could not learn from them anyway), then ``changes`` (``train --loss-weight``),
+    e.g. ``{"loss_dice": 2.0}``. Raises ValueError for a name that is not a loss, a negative
+    weight, or a class or box weight in the ``masks`` stage."""
+    stage = check_stage(stage)
+    if stage == "masks":
+        weights = {name: (weight if name in MASK_LOSSES else 0.0) for name, weight in LOSS_WEIGHTS.items()}
+    else:
+        weights = dict(LOSS_WEIGHTS)
+    for name, weight in (changes or {}).items():
+        if name not in LOSS_WEIGHTS:
+            raise ValueError(f"{name!r} is not one of the losses; choose from {', '.join(LOSS_WEIGHTS)}")
+        if not weight >= 0:
+            raise ValueError(f"the weight of {name} must be 0 or more, not {weight}")
+        if stage == "masks" and name not in MASK_LOSSES:
+            raise ValueError(f"{name} has no effect in the masks stage (the detector is frozen); "
+                             f"only {' and '.join(MASK_LOSSES)} can be weighted there")
+        weights[name] = float(weight)
+    return weights

@@ -177,7 +177,7 @@ CHECKPOINT_KEYS = ("model", "optimizer", "step", "config", "args", "rng", "train
 # decide the data order and the updates, so changing them would not continue the same run.
 # The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
 RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed", "hflip",
-                   "val_size", "model_dtype", "ema", "stage", "precision")
+                   "val_size", "model_dtype", "ema", "stage", "precision", "loss_weights")
 
 
 def save_checkpoint(folder: RunFolder, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,

@@ -67,7 +67,7 @@ from .config import CONFIGS, DETRConfig, get_config
 from .distributed import Distributed, setup_distributed, shutdown
 from .evaluate import DEFAULT_CONFIG, category_list, check_categories
 from .hub import build_model, check_config_overrides, load_checkpoint
-from .losses import SetCriterion
+from .losses import LOSS_WEIGHTS, SetCriterion
 from .loop import (CLIP_MAX_NORM, LR, LR_DROP_FACTOR, LR_PRETRAINED_BACKBONE, PRECISIONS, WEIGHT_DECAY,  # noqa: F401
                    Progress, StopRequest, Trainer, TrainingStopped, build_optimizer, default_lr_backbone,
                    is_backbone_parameter, pq_fields, set_learning_rate, train_step)
@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="max gradient norm (0: no clipping)")
     optim.add_argument("--lr-drop", type=cli.positive_int, default=None,
                        help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
+    optim.add_argument("--loss-weight", dest="loss_weights", action="append", default=[],
+                       type=parse_loss_weight, metavar="LOSS=WEIGHT",
+                       help="change the weight of one loss in the total, e.g. --loss-weight loss_dice=2 "
+                            "(repeatable; losses: " + ", ".join(LOSS_WEIGHTS) + "; default: the official "
+                            "weights, " + ", ".join(f"{k.removeprefix('loss_')} {v:g}" for k, v in LOSS_WEIGHTS.items())
+                            + "; the auxiliary decoder layers' losses take the same weights)")
     optim.add_argument("--ema", type=cli.probability, default=None, metavar="DECAY",
                        help="also keep an exponential moving average of the weights (e.g. 0.999), "
                             "evaluated and shipped in model.pth instead of the last step's weights")
@@ -184,6 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
                           "once the new run has saved its first checkpoint")
     cli.add_traceback_option(run)
     return parser
+
+
+def parse_loss_weight(text: str) -> tuple[str, float]:
+    """``"loss_dice=2"`` -> ``("loss_dice", 2.0)``: one loss weight for ``--loss-weight``."""
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not raw:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LOSS=WEIGHT, e.g. loss_dice=2")
+    if key not in LOSS_WEIGHTS:
+        raise argparse.ArgumentTypeError(f"{key!r} is not one of the losses; choose from {', '.join(LOSS_WEIGHTS)}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the weight must be a number, e.g. {key}=2") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the weight must be a finite number of 0 or more")
+    return key, value
 
 
 def parse_config_assignment(text: str) -> tuple[str, object]:
@@ -249,6 +272,10 @@ def check_options(args: argparse.Namespace) -> None:
         raise cli.UsageError("--stage masks trains the attention maps and the mask head on a frozen box model: "
                              "give that model with --init-from (e.g. the model.pth of a --stage boxes run on "
                              "the same data)")
+    try:
+        stage_loss_weights(getattr(args, "stage", "both"), dict(getattr(args, "loss_weights", [])))
+    except ValueError as error:
+        raise cli.UsageError(f"--loss-weight: {error}") from None
     if args.val_data is not None and os.path.realpath(args.val_data) == os.path.realpath(args.data):
         raise cli.UsageError("--val-data is the training set itself: PQ on images the model trains on "
                              "says little; leave --val-data out to hold out the last images of --data")
@@ -365,7 +392,8 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
         learning -= freeze_pretrained_stem(model)
     lr_backbone = default_lr_backbone(args, config.frozen_batchnorm)
     optimizer = build_optimizer(model, args.lr, lr_backbone, args.weight_decay)
-    criterion = SetCriterion(config.num_classes, weights=stage_loss_weights(stage)).to(dist_info.device)
+    criterion = SetCriterion(config.num_classes,
+                             weights=stage_loss_weights(stage, dict(args.loss_weights))).to(dist_info.device)
 
     step, train_seconds = 0, 0.0
     torch.manual_seed(args.seed + dist_info.rank)  # dropout draws differ between processes
@@ -395,7 +423,10 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
                                                 if stage != "both" else "")
     what = (f"training {described} ({size}) on {len(train_set)} images, "
             f"{dist_info.world_size} process(es) x batch {args.batch_size}")
-    return trainer, what, f"lr {args.lr}, backbone lr {lr_backbone}"
+    rates = f"lr {args.lr}, backbone lr {lr_backbone}"
+    if args.loss_weights:
+        rates += ", loss weights " + ", ".join(f"{name} {weight:g}" for name, weight in criterion.weights.items())
+    return trainer, what, rates
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -255,6 +255,61 @@ def test_set_refuses_what_is_not_a_field_value(data_dir, tmp_path, capsys, assig
     assert not os.path.exists(tmp_path / "log.jsonl")
 
 
+def test_loss_weight_changes_the_total_and_resume_keeps_it(data_dir, tmp_path, capsys, monkeypatch):
+    """--loss-weight loss_dice=3: the criterion the run builds weighs DICE by 3 (the auxiliary
+    layers' class and box losses keep theirs), the checkpoint remembers it, and --resume uses it."""
+    built = []
+    real = train.SetCriterion
+
+    def recording(*args, **kwargs):
+        criterion = real(*args, **kwargs)
+        built.append(dict(criterion.weights))
+        return criterion
+
+    monkeypatch.setattr(train, "SetCriterion", recording)
+    run(data_dir, tmp_path, "--steps", 1, "--loss-weight", "loss_dice=3", "--loss-weight", "loss_mask=0.5")
+    assert built[-1] == dict(de.losses.LOSS_WEIGHTS, loss_dice=3.0, loss_mask=0.5)
+    assert "loss weights loss_ce 1, loss_bbox 5, loss_giou 2, loss_mask 0.5, loss_dice 3" in capsys.readouterr().out
+    assert dict(train.load_training_checkpoint(tmp_path)["args"]["loss_weights"]) == {"loss_dice": 3.0,
+                                                                                       "loss_mask": 0.5}
+    run(data_dir, tmp_path, "--steps", 2, "--resume")
+    assert built[-1]["loss_dice"] == 3.0 and train.load_training_checkpoint(tmp_path)["step"] == 2
+    run(data_dir, tmp_path / "plain", "--steps", 1)
+    assert built[-1] == de.losses.LOSS_WEIGHTS
+
+
+def test_loss_weights_scale_the_total_as_asked():
+    """The total is the weighted sum of the named losses: doubling DICE's weight adds one more
+    DICE loss to it, whatever the other losses are."""
+    torch.manual_seed(0)
+    outputs = {"pred_logits": torch.randn(1, 3, NUM_CLASSES + 1), "pred_boxes": torch.rand(1, 3, 4) * 0.5 + 0.25,
+               "pred_masks": torch.randn(1, 3, 8, 8)}
+    masks = torch.zeros(1, 32, 32, dtype=torch.bool)
+    masks[0, 4:20, 6:18] = True
+    targets = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.375, 0.375, 0.375, 0.5]]), "masks": masks}]
+    plain = SetCriterion(NUM_CLASSES)(outputs, targets)
+    weights = de.recipes.stage_loss_weights("both", {"loss_dice": 2.0})
+    doubled = SetCriterion(NUM_CLASSES, weights=weights)(outputs, targets)
+    torch.testing.assert_close(doubled["loss"], plain["loss"] + plain["loss_dice"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss-weight", "loss_dice"], "give LOSS=WEIGHT"),
+    (["--loss-weight", "dice=2"], "'dice' is not one of the losses; choose from loss_ce, loss_bbox"),
+    (["--loss-weight", "loss_dice=two"], "the weight must be a number"),
+    (["--loss-weight", "loss_dice=-1"], "a finite number of 0 or more"),
+    (["--loss-weight", "loss_dice=nan"], "a finite number of 0 or more"),
+    (["--stage", "masks", "--init-from", "detr-tiny-synthetic", "--loss-weight", "loss_ce=2"],
+     "loss_ce has no effect in the masks stage"),
+])
+def test_loss_weight_refuses_what_is_not_a_loss_and_a_weight(data_dir, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path / "run", "--steps", 1, *argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_ema_averages_the_weights_and_ships_the_average(data_dir, tmp_path):
     """--ema 0.5 over two steps: the average is 0.5 * (weights after step 1) + 0.5 * (after step 2)
     (torch's AveragedModel copies the first step's weights, then averages), it is what model.pth
