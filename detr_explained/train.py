@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_loss_weight(text: str) -> tuple[str, float]:
-    """``"loss_dice=2"`` -> ``("loss_dice", 2.0)``: one loss weight for ``--loss-weight``."""
+    """``"loss_dice=2"`` -> ``("loss_dice", 2.0)``: one loss weight for ``--loss-weight``
+    (``book/07_train_it_yourself.ipynb``)."""
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not raw:
