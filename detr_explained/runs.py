@@ -178,6 +178,15 @@ CHECKPOINT_KEYS = ("model", "optimizer", "step", "config", "args", "rng", "train
 # The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
 RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed", "hflip",
                    "val_size", "model_dtype", "ema", "stage", "precision", "loss_weights")
+# Options added after checkpoints were first written: what a checkpoint without them ran with.
+RESUMED_DEFAULTS = {"loss_weights": []}
+
+
+def _option_text(name: str, value) -> str:
+    """How the note on a resumed option writes it: ``--lr 0.0003``, ``--loss-weight loss_dice=5``."""
+    if name == "loss_weights":
+        return " ".join(f"--loss-weight {loss}={weight:g}" for loss, weight in value) or "the official loss weights"
+    return f"--{name.replace('_', '-')} {value}"
 
 
 def save_checkpoint(folder: RunFolder, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
@@ -237,7 +246,8 @@ def load_training_checkpoint(out: str) -> dict:
 def restore_training_options(args: argparse.Namespace, saved: dict, announce: bool = True) -> None:
     """--resume: put the checkpoint's RESUMED_OPTIONS back into ``args``, saying on stderr which
     ones the new command line had changed (``book/07_train_it_yourself.ipynb``)."""
-    changed = [f"--{name.replace('_', '-')} {saved[name]} (not {getattr(args, name)})"
+    saved = {**RESUMED_DEFAULTS, **saved}
+    changed = [f"{_option_text(name, saved[name])} (not {_option_text(name, getattr(args, name))})"
                for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name, None)]
     for name in RESUMED_OPTIONS:
         if name in saved:

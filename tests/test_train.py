@@ -272,8 +272,18 @@ def test_loss_weight_changes_the_total_and_resume_keeps_it(data_dir, tmp_path, c
     assert "loss weights loss_ce 1, loss_bbox 5, loss_giou 2, loss_mask 0.5, loss_dice 3" in capsys.readouterr().out
     assert dict(train.load_training_checkpoint(tmp_path)["args"]["loss_weights"]) == {"loss_dice": 3.0,
                                                                                        "loss_mask": 0.5}
-    run(data_dir, tmp_path, "--steps", 2, "--resume")
+    capsys.readouterr()
+    run(data_dir, tmp_path, "--steps", 2, "--resume", "--loss-weight", "loss_dice=1")
     assert built[-1]["loss_dice"] == 3.0 and train.load_training_checkpoint(tmp_path)["step"] == 2
+    assert ("resuming with the checkpoint's --loss-weight loss_dice=3 --loss-weight loss_mask=0.5 "
+            "(not --loss-weight loss_dice=1)") in capsys.readouterr().err
+    # A checkpoint written before the option existed ran with the official weights: so does its resume.
+    old = train.load_training_checkpoint(tmp_path)
+    del old["args"]["loss_weights"]
+    torch.save(old, tmp_path / "checkpoint.pth")
+    run(data_dir, tmp_path, "--steps", 3, "--resume", "--loss-weight", "loss_dice=7")
+    assert built[-1] == de.losses.LOSS_WEIGHTS
+    assert "the official loss weights (not --loss-weight loss_dice=7)" in capsys.readouterr().err
     run(data_dir, tmp_path / "plain", "--steps", 1)
     assert built[-1] == de.losses.LOSS_WEIGHTS
 
