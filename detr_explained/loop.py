@@ -305,11 +305,21 @@ class Trainer:
 
     def _should_stop(self) -> tuple[bool, bool]:
         """(time is up, a stop signal came): --max-minutes by process 0's clock, a signal to any
-        process; all processes get the same answer."""
+        process; all processes get the same answer. The same exchange carries --lr-drop-minutes:
+        when process 0's clock passes it, every process sets ``args.lr_drop`` to the next step, so
+        the rate drops at the same step everywhere and the checkpoint keeps where it dropped."""
         args = self.args
-        time_up = (args.max_minutes is not None and self.dist.is_main
-                   and self.train_seconds >= 60 * args.max_minutes)
-        return self.dist.any(time_up, self.stop.signal is not None)
+        clock = self.dist.is_main
+        time_up = clock and args.max_minutes is not None and self.train_seconds >= 60 * args.max_minutes
+        drop_minutes = getattr(args, "lr_drop_minutes", None)
+        drop_due = (clock and drop_minutes is not None and args.lr_drop is None
+                    and self.train_seconds >= 60 * drop_minutes)
+        time_up, signalled, drop_now = self.dist.any(time_up, self.stop.signal is not None, drop_due)
+        if drop_now and args.lr_drop is None:
+            args.lr_drop = self.step
+            self.progress.write(f"step {self.step}: learning rate x {LR_DROP_FACTOR:g} from here on "
+                                f"(--lr-drop-minutes {drop_minutes:g}: {self.train_seconds / 60:.1f} min of training)")
+        return time_up, signalled
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -373,6 +383,11 @@ class Trainer:
         self.governor.start()
         if dist_info.is_main and args.lr_drop is not None and args.lr_drop >= self.total_steps:
             print(f"note: --lr-drop {args.lr_drop} is not before the last step ({self.total_steps}): "
+                  "the learning rate never drops", file=sys.stderr)
+        drop_minutes = getattr(args, "lr_drop_minutes", None)
+        if (dist_info.is_main and args.lr_drop is None and drop_minutes is not None
+                and args.max_minutes is not None and drop_minutes >= args.max_minutes):
+            print(f"note: --lr-drop-minutes {drop_minutes:g} is not before --max-minutes {args.max_minutes:g}: "
                   "the learning rate never drops", file=sys.stderr)
         if dist_info.is_main:
             print(f"{what}, {self.batches_per_epoch} steps per epoch, steps {self.step} -> {self.total_steps}; "

@@ -29,6 +29,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from .losses import EOS_COEF
+
 CHECKPOINT_FILE = "checkpoint.pth"
 MODEL_FILE = "model.pth"
 LOG_FILE = "log.jsonl"
@@ -177,9 +179,9 @@ CHECKPOINT_KEYS = ("model", "optimizer", "step", "config", "args", "rng", "train
 # decide the data order and the updates, so changing them would not continue the same run.
 # The others (--steps, --epochs, --max-minutes, --eval-every, --data paths, ...) may change.
 RESUMED_OPTIONS = ("batch_size", "lr", "lr_backbone", "weight_decay", "clip", "lr_drop", "seed", "hflip",
-                   "val_size", "model_dtype", "ema", "stage", "precision", "loss_weights")
+                   "val_size", "model_dtype", "ema", "stage", "precision", "loss_weights", "eos_coef", "lr_drop_minutes")
 # Options added after checkpoints were first written: what a checkpoint without them ran with.
-RESUMED_DEFAULTS = {"loss_weights": []}
+RESUMED_DEFAULTS = {"loss_weights": [], "eos_coef": EOS_COEF, "lr_drop_minutes": None}
 
 
 def _option_text(name: str, value) -> str:
@@ -247,8 +249,11 @@ def restore_training_options(args: argparse.Namespace, saved: dict, announce: bo
     """--resume: put the checkpoint's RESUMED_OPTIONS back into ``args``, saying on stderr which
     ones the new command line had changed (``book/07_train_it_yourself.ipynb``)."""
     saved = {**RESUMED_DEFAULTS, **saved}
+    # A drop that --lr-drop-minutes made is saved as --lr-drop: not a change of the command line.
+    timed_drop = saved.get("lr_drop_minutes") is not None
     changed = [f"{_option_text(name, saved[name])} (not {_option_text(name, getattr(args, name))})"
-               for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name, None)]
+               for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name, None)
+               and not (name == "lr_drop" and timed_drop)]
     for name in RESUMED_OPTIONS:
         if name in saved:
             setattr(args, name, saved[name])

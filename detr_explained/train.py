@@ -19,7 +19,8 @@ Command line::
 
     python -m detr_explained.train --data DATA --out RUN_DIR [--val-data VAL]
         [--config detr-tiny-synthetic] [--epochs E | --steps S] [--batch-size 8] [--lr 1e-4]
-        [--lr-backbone LR] [--weight-decay 1e-4] [--clip 0.1] [--lr-drop STEP]
+        [--lr-backbone LR] [--weight-decay 1e-4] [--clip 0.1] [--lr-drop STEP | --lr-drop-minutes M]
+        [--eos-coef 0.1]
         [--eval-every K] [--seed 0] [--resume] [--overwrite] [--num-workers 0]
         [--progress bar|lines] [--hflip 0.5] [--ema DECAY]
         [--init-from detr-tiny-synthetic|FILE] [--stage both|boxes|masks]
@@ -67,7 +68,7 @@ from .config import CONFIGS, DETRConfig, get_config
 from .distributed import Distributed, setup_distributed, shutdown
 from .evaluate import DEFAULT_CONFIG, category_list, check_categories
 from .hub import build_model, check_config_overrides, load_checkpoint
-from .losses import LOSS_WEIGHTS, SetCriterion
+from .losses import EOS_COEF, LOSS_WEIGHTS, SetCriterion
 from .loop import (CLIP_MAX_NORM, LR, LR_DROP_FACTOR, LR_PRETRAINED_BACKBONE, PRECISIONS, WEIGHT_DECAY,  # noqa: F401
                    Progress, StopRequest, Trainer, TrainingStopped, build_optimizer, default_lr_backbone,
                    is_backbone_parameter, pq_fields, set_learning_rate, train_step)
@@ -150,14 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--weight-decay", type=cli.non_negative_float, default=WEIGHT_DECAY)
     optim.add_argument("--clip", type=cli.non_negative_float, default=CLIP_MAX_NORM,
                        help="max gradient norm (0: no clipping)")
-    optim.add_argument("--lr-drop", type=cli.positive_int, default=None,
-                       help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
+    drop = optim.add_mutually_exclusive_group()
+    drop.add_argument("--lr-drop", type=cli.positive_int, default=None,
+                      help=f"multiply every learning rate by {LR_DROP_FACTOR} from this step on")
+    drop.add_argument("--lr-drop-minutes", type=cli.positive_float, default=None, metavar="MINUTES",
+                      help=f"multiply every learning rate by {LR_DROP_FACTOR} once this many minutes of "
+                           "training have passed (by process 0's clock, as --max-minutes): the drop comes "
+                           "at the same point of a timed run on a slower or busier machine; the step it "
+                           "came at is saved as --lr-drop, so --resume keeps it")
     optim.add_argument("--loss-weight", dest="loss_weights", action="append", default=[],
                        type=parse_loss_weight, metavar="LOSS=WEIGHT",
                        help="change the weight of one loss in the total, e.g. --loss-weight loss_dice=2 "
                             "(repeatable; losses: " + ", ".join(LOSS_WEIGHTS) + "; default: the official "
                             "weights, " + ", ".join(f"{k.removeprefix('loss_')} {v:g}" for k, v in LOSS_WEIGHTS.items())
                             + "; the auxiliary decoder layers' losses take the same weights)")
+    optim.add_argument("--eos-coef", type=cli.positive_float, default=EOS_COEF, metavar="WEIGHT",
+                       help="the cross-entropy weight of the \"no object\" class (default: the official "
+                            "%(default)s, set for 100 queries of which about 93 match nothing; with a dozen "
+                            "queries about half match nothing, and a weight near 1 balances them)")
     optim.add_argument("--ema", type=cli.probability, default=None, metavar="DECAY",
                        help="also keep an exponential moving average of the weights (e.g. 0.999), "
                             "evaluated and shipped in model.pth instead of the last step's weights")
@@ -394,7 +405,8 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
     lr_backbone = default_lr_backbone(args, config.frozen_batchnorm)
     optimizer = build_optimizer(model, args.lr, lr_backbone, args.weight_decay)
     criterion = SetCriterion(config.num_classes,
-                             weights=stage_loss_weights(stage, dict(args.loss_weights))).to(dist_info.device)
+                             weights=stage_loss_weights(stage, dict(args.loss_weights)),
+                             eos_coef=args.eos_coef).to(dist_info.device)
 
     step, train_seconds = 0, 0.0
     torch.manual_seed(args.seed + dist_info.rank)  # dropout draws differ between processes
@@ -427,6 +439,10 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
     rates = f"lr {args.lr}, backbone lr {lr_backbone}"
     if args.loss_weights:
         rates += ", loss weights " + ", ".join(f"{name} {weight:g}" for name, weight in criterion.weights.items())
+    if args.lr_drop_minutes is not None and args.lr_drop is None:
+        rates += f", x {LR_DROP_FACTOR:g} after {args.lr_drop_minutes:g} min of training"
+    if args.eos_coef != EOS_COEF:
+        rates += f", \"no object\" weight {args.eos_coef:g}"
     return trainer, what, rates
 
 

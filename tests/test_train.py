@@ -1,5 +1,6 @@
 """The training command (book/07_train_it_yourself.ipynb): it learns, saves, resumes exactly,
 never overwrites a run by accident, and runs in two processes under torchrun."""
+import json
 import os
 import subprocess
 import sys
@@ -286,6 +287,80 @@ def test_loss_weight_changes_the_total_and_resume_keeps_it(data_dir, tmp_path, c
     assert "the official loss weights (not --loss-weight loss_dice=7)" in capsys.readouterr().err
     run(data_dir, tmp_path / "plain", "--steps", 1)
     assert built[-1] == de.losses.LOSS_WEIGHTS
+
+
+def test_eos_coef_weighs_no_object_and_resume_keeps_it(data_dir, tmp_path, capsys, monkeypatch):
+    """--eos-coef 1: the criterion the run builds gives "no object" the weight 1 (the official 0.1
+    by default), the checkpoint remembers it, --resume uses it, and a checkpoint written before the
+    option existed resumes with the official 0.1."""
+    built = []
+    real = train.SetCriterion
+
+    def recording(*args, **kwargs):
+        criterion = real(*args, **kwargs)
+        built.append(float(criterion.class_weight[-1]))
+        return criterion
+
+    monkeypatch.setattr(train, "SetCriterion", recording)
+    run(data_dir, tmp_path / "plain", "--steps", 1)
+    assert built[-1] == pytest.approx(de.losses.EOS_COEF)
+    run(data_dir, tmp_path, "--steps", 1, "--eos-coef", 1)
+    assert built[-1] == 1.0
+    assert '"no object" weight 1' in capsys.readouterr().out
+    assert train.load_training_checkpoint(tmp_path)["args"]["eos_coef"] == 1.0
+    run(data_dir, tmp_path, "--steps", 2, "--resume", "--eos-coef", 0.5)
+    assert built[-1] == 1.0 and train.load_training_checkpoint(tmp_path)["step"] == 2
+    assert "resuming with the checkpoint's --eos-coef 1.0 (not --eos-coef 0.5)" in capsys.readouterr().err
+    old = train.load_training_checkpoint(tmp_path)
+    del old["args"]["eos_coef"]
+    torch.save(old, tmp_path / "checkpoint.pth")
+    run(data_dir, tmp_path, "--steps", 3, "--resume", "--eos-coef", 0.5)
+    assert built[-1] == pytest.approx(de.losses.EOS_COEF)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "one"])
+def test_eos_coef_refuses_what_is_not_a_positive_weight(data_dir, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path / "run", "--steps", 1, "--eos-coef", value)
+    assert exit_info.value.code == 2
+    assert "--eos-coef" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def logged_rates(out) -> dict[int, float]:
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return {r["step"]: r["lr"] for r in map(json.loads, f) if "lr" in r}
+
+
+def test_lr_drop_minutes_drops_at_the_step_the_clock_says_and_resume_keeps_it(data_dir, tmp_path, capsys):
+    """--lr-drop-minutes: once process 0's training clock passes it, the rate is x 0.1 from the
+    next step on, and that step is saved as lr_drop, so --resume continues with the dropped rate
+    (and does not call it a change of the command line). 0.0001 minutes pass during step 1."""
+    run(data_dir, tmp_path, "--steps", 2, "--log-every", 1, "--lr", 1e-3, "--lr-drop-minutes", 0.0001)
+    out = capsys.readouterr()
+    assert "step 1: learning rate x 0.1 from here on (--lr-drop-minutes 0.0001" in out.out
+    assert "x 0.1 after 0.0001 min of training" in out.out
+    saved = train.load_training_checkpoint(tmp_path)["args"]
+    assert saved["lr_drop"] == 1 and saved["lr_drop_minutes"] == 0.0001
+    assert logged_rates(tmp_path) == {1: pytest.approx(1e-3), 2: pytest.approx(1e-4)}
+    run(data_dir, tmp_path, "--steps", 3, "--log-every", 1, "--resume")
+    assert logged_rates(tmp_path)[3] == pytest.approx(1e-4)
+    assert "--lr-drop 1 " not in capsys.readouterr().err   # the clock's drop is not a changed option
+    # a long drop time: the rate stays as given, and nothing is saved as lr_drop
+    run(data_dir, tmp_path / "late", "--steps", 2, "--log-every", 1, "--lr", 1e-3, "--lr-drop-minutes", 60)
+    assert list(logged_rates(tmp_path / "late").values()) == pytest.approx([1e-3, 1e-3])
+    assert train.load_training_checkpoint(tmp_path / "late")["args"]["lr_drop"] is None
+
+
+def test_lr_drop_minutes_after_the_guard_is_noted_and_both_drops_refused(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path / "never", "--steps", 1, "--lr-drop-minutes", 5, "--max-minutes", 5)
+    assert ("--lr-drop-minutes 5 is not before --max-minutes 5: the learning rate never drops"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path / "both", "--steps", 1, "--lr-drop", 1, "--lr-drop-minutes", 5)
+    assert exit_info.value.code == 2
+    assert "not allowed with argument --lr-drop" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "both")
 
 
 def test_loss_weights_scale_the_total_as_asked():
