@@ -78,12 +78,12 @@ def kept_regions(traced) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The kept queries of a traced image and their pixels (``book/03_attention_maps.ipynb``).
 
     A query is kept as in chapter 5 (``merge.select_queries``: best class a real one, with
-    probability above 0.85); each pixel goes to the kept query with the highest mask logit
+    probability above the model's keep threshold, ``traced.keep_threshold``); each pixel goes to the kept query with the highest mask logit
     (the masks resized to the image, bilinear). Returns (kept (K,), regions (K, H, W) boolean,
     own (K, H, W) boolean: each query's own mask before the argmax, where its logit is > 0).
     """
     tr = traced.trace
-    _, _, kept = select_queries(tr.pred_logits[0])                   # (K,)
+    _, _, kept = select_queries(tr.pred_logits[0], traced.keep_threshold)   # (K,)
     height, width = traced.image.shape[:2]
     logits = F.interpolate(tr.pred_masks[:, kept], size=(height, width), mode="bilinear",
                            align_corners=False)[0]                    # (K, H, W)

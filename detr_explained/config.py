@@ -14,6 +14,13 @@ COCO_PANOPTIC_NUM_CLASSES = 250
 # The official torch.hub entry points mark category ids <= 90 as things, the rest as stuff.
 COCO_LAST_THING_ID = 90
 
+# The official PostProcessPanoptic keeps a query whose best class score is above 0.85
+# (detr_explained.merge.KEEP_THRESHOLD is the same number).
+OFFICIAL_KEEP_THRESHOLD = 0.85
+# ... for a model trained with "no object" weighted 0.1 in the class loss (eos_coef in main.py;
+# detr_explained.losses.EOS_COEF is the same number).
+OFFICIAL_EOS_COEF = 0.1
+
 
 @dataclass(frozen=True)
 class DETRConfig:
@@ -37,6 +44,13 @@ class DETRConfig:
         ImageNet); a backbone trained from scratch needs ordinary BatchNorm2d instead.
     res5_channels: width of layer4 (Res5), or None for torchvision's own (2048 for ResNet-50,
         512 for ResNet-18). A narrower layer4 is where a small model saves most parameters.
+    keep_threshold: the class score a query needs to be kept by the merge (0.85 in the official
+        post-processing). Not a size: it belongs to how the model was trained, since the
+        "no object" weight of its loss sets how sure a query sounds (``book/07_train_it_yourself.ipynb``).
+        Every function that merges a model's output uses it unless given another threshold.
+    eos_coef: the cross-entropy weight of "no object" the model is trained with (the official 0.1;
+        the training command's default for ``--eos-coef``). It decides what a class score means,
+        so it travels with ``keep_threshold``.
 
     Explained in ``book/01_backbone.ipynb``.
     """
@@ -55,6 +69,8 @@ class DETRConfig:
     pos_temperature: float = 10000.0
     frozen_batchnorm: bool = True
     res5_channels: Optional[int] = None
+    keep_threshold: float = OFFICIAL_KEEP_THRESHOLD
+    eos_coef: float = OFFICIAL_EOS_COEF
 
     def with_overrides(self, **changes) -> "DETRConfig":
         """A copy with some fields changed, e.g. ``num_classes=7`` for your own dataset."""
@@ -90,9 +106,14 @@ CONFIGS: dict[str, DETRConfig] = {
     #   gives the transformer an 8 x 8 grid of 16-pixel cells instead of 4 x 4 cells of 32 pixels.
     #   On ResNet-10 it only removes layer4's stride (its single block has no dilated conv after it).
     # - num_queries=12: a scene has at most 7 shapes and 3 stuff regions.
-    # Both were chosen by the ablations of benchmarks/stronger_model.md (issue 9).
+    # - eos_coef=1, keep_threshold=0.4: "no object" weighs as much as a class in the loss (the
+    #   official 0.1 suits 100 queries of which ~93 match nothing; here about half do), so a
+    #   query states its odds without the official tenfold discount, and the merge keeps a query
+    #   above 0.4 (the official 0.85 at weight 0.1 is a true probability of ~0.36).
+    # All were chosen by the ablations of benchmarks/stronger_model.md (issue 9).
     "detr-tiny-synthetic": _TINY.with_overrides(backbone="resnet10", num_classes=7, frozen_batchnorm=False,
-                                                res5_channels=256, dilation=True, num_queries=12),
+                                                res5_channels=256, dilation=True, num_queries=12,
+                                                eos_coef=1.0, keep_threshold=0.4),
 }
 
 
@@ -105,3 +126,22 @@ def get_config(name: str, **overrides) -> DETRConfig:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(CONFIGS)}")
     config = CONFIGS[name]
     return config.with_overrides(**overrides) if overrides else config
+
+
+def saved_config_fields(saved: dict) -> dict:
+    """The DETRConfig fields of a config saved in a file (a checkpoint's or model.pth's
+    ``config``): unknown keys dropped, and ``keep_threshold`` / ``eos_coef`` the official values
+    when the file was written before they existed (its model was trained with the official
+    weight) (``book/07_train_it_yourself.ipynb``)."""
+    fields = {k: v for k, v in saved.items() if k in DETRConfig.__dataclass_fields__}
+    fields.setdefault("keep_threshold", OFFICIAL_KEEP_THRESHOLD)
+    fields.setdefault("eos_coef", OFFICIAL_EOS_COEF)
+    return fields
+
+
+def keep_threshold(model) -> float:
+    """The class-score threshold ``model`` was trained to be kept at: its config's
+    ``keep_threshold`` (0.85, the official value, for a model or file that does not say)
+    (``book/07_train_it_yourself.ipynb``). Takes a model, a DDP-wrapped model or a DETRConfig."""
+    config = model if isinstance(model, DETRConfig) else getattr(getattr(model, "module", model), "config", None)
+    return float(getattr(config, "keep_threshold", OFFICIAL_KEEP_THRESHOLD))

@@ -7,7 +7,7 @@ all categories, things and stuff. The training command (:mod:`detr_explained.tra
 :func:`evaluate` periodically; this module's command line evaluates any checkpoint::
 
     python -m detr_explained.evaluate --data DIR --checkpoint RUN_DIR/model.pth \\
-        [--config detr-tiny-synthetic] [--threshold 0.85] [--num-images N] [--per-class]
+        [--config detr-tiny-synthetic] [--threshold T (default: the model's keep_threshold)] [--num-images N] [--per-class]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from torch.utils.data import Subset
 
 from . import cli
 from .coco_panoptic import VOID_ID, CocoPanoptic, open_dataset
-from .config import CONFIGS, DETRConfig
+from .config import CONFIGS, keep_threshold, saved_config_fields
 from .detr import DETRPanoptic
 from .hub import build_model, load_checkpoint, read_checkpoint_file
 from .inference import segment
@@ -60,8 +60,11 @@ def _drop_unknown_categories(id_map: torch.Tensor, segments: list[dict], categor
 
 @torch.no_grad()
 def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: int = EVAL_BATCH_SIZE,
-             threshold: float = KEEP_THRESHOLD, num_images: Optional[int] = None) -> PQResult:
+             threshold: Optional[float] = None, num_images: Optional[int] = None) -> PQResult:
     """PQ of ``model`` on ``dataset`` (``book/07_train_it_yourself.ipynb``).
+
+    ``threshold``: the class score above which a query is kept; default the model's own
+    (``model.config.keep_threshold``: 0.85, the official value, or 0.4 for detr-tiny-synthetic).
 
     ``dataset``: a CocoPanoptic, or a Subset of one (the held-out images of a training set).
     Runs on the CPU in eval mode (batch norm uses its running statistics) and leaves the model
@@ -69,6 +72,7 @@ def evaluate(model: DETRPanoptic, dataset: CocoPanoptic | Subset, batch_size: in
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    threshold = keep_threshold(model) if threshold is None else threshold
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 <= threshold < 1):
         raise ValueError(f"threshold must be a class score from 0 up to (not including) 1, e.g. "
                          f"{KEEP_THRESHOLD}; got {threshold!r}")
@@ -163,7 +167,7 @@ def load_trained_model(checkpoint: str | os.PathLike, config: Optional[str] = No
         num_classes = dataset.num_classes if num_classes is None else num_classes
     if config is None and isinstance(saved, dict):
         # Every field from the file: the preset name only provides the dataclass.
-        fields = {k: v for k, v in saved.items() if k in DETRConfig.__dataclass_fields__}
+        fields = saved_config_fields(saved)
         model = build_model(DEFAULT_CONFIG, **fields)
     else:
         overrides = {} if num_classes is None else {"num_classes": num_classes}
@@ -184,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model preset (default: the config saved in the checkpoint, else "
                              f"{DEFAULT_CONFIG} with the dataset's number of classes; one of "
                              f"{', '.join(sorted(CONFIGS))})")
-    parser.add_argument("--threshold", type=cli.score_threshold, default=KEEP_THRESHOLD,
-                        help="keep queries whose class score is above this, from 0 up to 1 (default %(default)s)")
+    parser.add_argument("--threshold", type=cli.score_threshold, default=None,
+                        help="keep queries whose class score is above this, from 0 up to 1 (default: the "
+                             f"model's keep_threshold, {KEEP_THRESHOLD} unless its config says otherwise)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=EVAL_BATCH_SIZE)
     parser.add_argument("--num-images", type=cli.positive_int, default=None, help="evaluate only the first N images")
     parser.add_argument("--per-class", action="store_true", help="also print one row per category")
@@ -203,7 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> PQResult:
         model = load_trained_model(args.checkpoint, args.config, dataset=dataset)
         result = evaluate(model, dataset, args.batch_size, args.threshold, args.num_images)
         count = len(dataset) if args.num_images is None else min(args.num_images, len(dataset))
-        print(f"{args.checkpoint} on {count} images of {args.data}:")
+        kept = keep_threshold(model) if args.threshold is None else args.threshold
+        print(f"{args.checkpoint} on {count} images of {args.data} (queries kept above {kept:g}):")
         print(format_pq_table(result, dataset.categories if args.per_class else None))
         return result
 

@@ -49,6 +49,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch, Rectangle
 
 from . import figures, pq, synthetic
+from .config import keep_threshold
 from .detr import DETRPanoptic
 from .merge import (KEEP_THRESHOLD, MAX_REMOVED_AREA, STUFF_MERGES, PanopticResult,
                     check_max_removed_area, check_threshold, merge_panoptic, select_queries)
@@ -56,8 +57,9 @@ from .trace import DETRTrace, trace
 
 # The stages of the mask head, in order (the keys of DETRTrace.mask_head_stages).
 MASK_STAGES = ("input", "lay1", "lay2", "+res4", "lay3", "+res3", "lay4", "+res2", "lay5", "out_lay")
-# The merge explorer's threshold range: below 0.5 two classes could both pass; 0.99 keeps little.
-THRESHOLD_RANGE = (0.5, 0.99)
+# The merge explorer's threshold range: from 0.1 (nearly every query with a real class) to 0.99
+# (little is kept); the models' own thresholds (0.4, 0.85) lie inside.
+THRESHOLD_RANGE = (0.1, 0.99)
 # Colour maps, the book's (figures, convention 4): attention weights and other non-negative
 # magnitudes drawn on their own (0 up), and signed values such as mask logits (0 in the middle).
 ATTENTION_CMAP = figures.ATTENTION_CMAP
@@ -86,7 +88,10 @@ class Traced:
     image:          (H, W, 3) float array in [0, 1], the image as drawn.
     category_names: category id -> name; ``is_thing``: category id -> bool.
     truth:          the ground truth ``(ids (H, W), segments_info)`` when there is one.
-    result:         the merge with its default options (threshold 0.85, union, small-segment rule).
+    result:         the merge with its default options (the model's keep threshold, union,
+                    small-segment rule).
+    keep_threshold: the model's keep threshold (``model.config.keep_threshold``: the official
+                    0.85, 0.4 for detr-tiny-synthetic); the views' default threshold.
 
     Made by :func:`trace_scene` or :func:`trace_image` (``book/02_transformer.ipynb``).
     """
@@ -97,6 +102,7 @@ class Traced:
     is_thing: Callable[[int], bool]
     truth: Optional[tuple] = None
     result: Optional[PanopticResult] = None
+    keep_threshold: float = KEEP_THRESHOLD
     _probabilities: Optional[torch.Tensor] = field(default=None, repr=False)
 
     @property
@@ -181,9 +187,10 @@ def _traced(model, tensor, image, names, is_thing, truth, tr: Optional[DETRTrace
     else:
         parameter = next(model.parameters())
         tr = trace(model, [tensor.to(parameter.device, parameter.dtype)])
-    result = merge_panoptic(tr.outputs, tr.sizes, is_thing=is_thing)[0]
+    threshold = keep_threshold(model)
+    result = merge_panoptic(tr.outputs, tr.sizes, threshold=threshold, is_thing=is_thing)[0]
     return Traced(trace=tr, image=figures.image_array(image), category_names=names, is_thing=is_thing,
-                  truth=truth, result=result)
+                  truth=truth, result=result, keep_threshold=threshold)
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,9 +446,10 @@ def encoder_attention_view(traced: Traced, row: int = 0, col: int = 0, layer: in
 # 2. Query inspector (book/03_attention_maps.ipynb)
 # --------------------------------------------------------------------------------------------
 
-def query_rows(traced: Traced, threshold: float = KEEP_THRESHOLD) -> list[dict]:
+def query_rows(traced: Traced, threshold: Optional[float] = None) -> list[dict]:
     """One row per query: its index, most likely class, probability and whether the merge keeps
-    it (``book/03_attention_maps.ipynb``)."""
+    it, above ``threshold`` (default the model's keep threshold) (``book/03_attention_maps.ipynb``)."""
+    threshold = traced.keep_threshold if threshold is None else threshold
     scores, labels, kept = select_queries(traced.trace.pred_logits[0], threshold)
     kept = set(kept.tolist())
     return [{"query": q, "class": traced.name(int(labels[q])), "score": float(scores[q]), "kept": q in kept}
@@ -551,8 +559,8 @@ def _query_drawing(traced: Traced, shown, vmax, logits, probabilities) -> Drawin
     axes[2].invert_yaxis()
     axes[2].set_xlim(0, 1)
     axes[2].set_xticks([0, 0.5, 1])
-    axes[2].axvline(KEEP_THRESHOLD, color="black", linestyle="--", linewidth=1)
-    axes[2].set_title(f"class probabilities (kept above {KEEP_THRESHOLD})", fontsize=9)
+    axes[2].axvline(traced.keep_threshold, color="black", linestyle="--", linewidth=1)
+    axes[2].set_title(f"class probabilities (kept above {traced.keep_threshold:g})", fontsize=9)
     d.artists["logits"] = _draw_logits(fig, axes[3], logits, f"mask logits {tuple(logits.shape)} at H/4")
     d.artists["segment"] = axes[4].imshow(traced.image)
     _bare(axes[4])
@@ -645,11 +653,12 @@ def mask_stage_view(traced: Traced, query: int, stage: str = "lay3", drawing: Op
 # 4. Merge explorer (book/05_argmax_merge.ipynb)
 # --------------------------------------------------------------------------------------------
 
-def merge_result(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_area: int = MAX_REMOVED_AREA,
+def merge_result(traced: Traced, threshold: Optional[float] = None, max_removed_area: int = MAX_REMOVED_AREA,
                  stuff_merge: str = "union") -> PanopticResult:
     """The merge of the traced outputs with these options; no model run
     (``book/05_argmax_merge.ipynb``)."""
     tr = traced.trace
+    threshold = traced.keep_threshold if threshold is None else threshold
     return merge_panoptic(tr.outputs, tr.sizes, threshold=threshold, is_thing=traced.is_thing,
                           stuff_merge=stuff_merge, max_removed_area=max_removed_area)[0]
 
@@ -665,11 +674,12 @@ def pq_of(traced: Traced, result: PanopticResult) -> Optional[pq.PQResult]:
     return pq.pq_compute([((gt_ids, gt_segments), (result.id_map.numpy(), result.segments_info))], categories)
 
 
-def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_area: int = MAX_REMOVED_AREA,
+def merge_view(traced: Traced, threshold: Optional[float] = None, max_removed_area: int = MAX_REMOVED_AREA,
                stuff_merge: str = "union", drawing: Optional[Drawing] = None) -> View:
     """The panoptic map for one choice of merge options (``book/05_argmax_merge.ipynb``).
 
-    ``threshold`` keeps a query whose best class is above it (0.5 to 0.99 in the panel);
+    ``threshold`` keeps a query whose best class is above it (default the model's keep threshold;
+    0.1 to 0.99 in the panel);
     ``max_removed_area`` is the small-segment rule (4 pixels, officially; 0 turns it off);
     ``stuff_merge`` is "union" or "official". The maps are flat colours (the image is not under
     them), with legends by class name ("rectangle 2": the second rectangle); the table lists the
@@ -680,7 +690,7 @@ def merge_view(traced: Traced, threshold: float = KEEP_THRESHOLD, max_removed_ar
     gives that segment's name in the ground truth's legend (or "no match"). ``drawing``: a
     previous view's drawing to update.
     """
-    threshold = check_threshold(threshold)
+    threshold = check_threshold(traced.keep_threshold if threshold is None else threshold)
     max_removed_area = check_max_removed_area(max_removed_area)
     _check_choice(stuff_merge, "stuff_merge", STUFF_MERGES)
     result = merge_result(traced, threshold, max_removed_area, stuff_merge)
@@ -1002,10 +1012,11 @@ class MergePanel(Panel):
     """The merge's options: threshold, small-segment rule, stuff merge
     (``book/05_argmax_merge.ipynb``)."""
 
-    def __init__(self, traced: Traced, threshold: float = KEEP_THRESHOLD,
+    def __init__(self, traced: Traced, threshold: Optional[float] = None,
                  max_removed_area: int = MAX_REMOVED_AREA, stuff_merge: str = "union"):
         import ipywidgets as widgets
         self.traced = traced
+        threshold = traced.keep_threshold if threshold is None else threshold
         low, high = THRESHOLD_RANGE
         if check_threshold(threshold) < low or threshold > high:   # the slider would clamp it
             raise ValueError(f"the merge explorer's threshold runs from {low} to {high}, got {threshold!r}; "

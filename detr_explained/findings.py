@@ -14,14 +14,14 @@ A segment is named by its class and its number within the class in the order of 
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from . import pq
 from .attention_analysis import MATCH_IOU, cell_cover, segment_names
-from .merge import KEEP_THRESHOLD, select_queries
+from .merge import select_queries
 
 
 def model_sizes(model) -> dict[str, str]:
@@ -250,8 +250,8 @@ def cell_read_most(traced, layer: int = -1) -> dict:
             "segment": segment_names(truth, traced.category_names)[_segment_covering(covers, row, col)]}
 
 
-def kept_queries(traced, threshold: float = KEEP_THRESHOLD) -> list[dict]:
-    """The queries the merge keeps, each with the ground-truth segment its predicted segment
+def kept_queries(traced, threshold: Optional[float] = None) -> list[dict]:
+    """The queries the merge keeps (above ``threshold``, default the model's keep threshold), each with the ground-truth segment its predicted segment
     overlaps most (``book/02_transformer.ipynb``).
 
     One dict per kept query: "query", "class", "score", "truth" (the index of that ground-truth
@@ -261,6 +261,7 @@ def kept_queries(traced, threshold: float = KEEP_THRESHOLD) -> list[dict]:
     gt_ids, truth = traced.truth
     names = segment_names(truth, traced.category_names)
     gt_masks = torch.stack([torch.as_tensor(np.asarray(gt_ids)) == s["id"] for s in truth])   # (G, H, W)
+    threshold = traced.keep_threshold if threshold is None else threshold
     scores, labels, kept = select_queries(traced.trace.pred_logits[0], threshold)
     rows = []
     for q in kept.tolist():
@@ -274,7 +275,7 @@ def kept_queries(traced, threshold: float = KEEP_THRESHOLD) -> list[dict]:
     return rows
 
 
-def decoder_reading(traced, layer: int = -1, threshold: float = KEEP_THRESHOLD) -> list[dict]:
+def decoder_reading(traced, layer: int = -1, threshold: Optional[float] = None) -> list[dict]:
     """How much of each kept query's cross-attention in decoder ``layer`` (heads averaged) lands
     on the cells that its ground-truth segment (:func:`kept_queries`) touches, against the share
     of the grid those cells are (``book/02_transformer.ipynb``).

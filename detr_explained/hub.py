@@ -185,6 +185,11 @@ def check_config_overrides(**overrides) -> None:
                 raise TypeError(f"{where}: give a finite number, e.g. {key}={getattr(DETRConfig(), key)!r}")
             if key == "dropout" and not 0 <= value < 1:
                 raise ValueError(f"{where}: a dropout probability is from 0 up to (not including) 1, e.g. 0.1")
+            if key == "eos_coef" and not value > 0:
+                raise ValueError(f"{where}: the \"no object\" weight must be above 0, e.g. 0.1 (the official value)")
+            if key == "keep_threshold" and not 0 <= value < 1:
+                raise ValueError(f"{where}: a class-score threshold is from 0 up to (not including) 1, e.g. 0.85 "
+                                 "(the official value)")
             if key == "pos_temperature" and not value > 0:
                 raise ValueError(f"{where}: the positional encoding's temperature must be above 0, e.g. 10000.0")
 

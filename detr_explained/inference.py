@@ -23,25 +23,28 @@ from typing import Optional, Sequence
 import torch
 
 from .detr import DETRPanoptic
-from .merge import (KEEP_THRESHOLD, IsThing, PanopticResult, _check_finite_logits, _check_sizes,
+from .config import keep_threshold
+from .merge import (IsThing, PanopticResult, _check_finite_logits, _check_sizes,
                     check_merge_options, merge_image, select_queries)
 
 
 @torch.inference_mode()
 def segment(model: DETRPanoptic, images: Sequence[torch.Tensor],
             target_sizes: Optional[Sequence[tuple[int, int]]] = None,
-            threshold: float = KEEP_THRESHOLD, is_thing: IsThing = None,
+            threshold: Optional[float] = None, is_thing: IsThing = None,
             stuff_merge: str = "union") -> list[PanopticResult]:
     """Images (a list of normalised 3xHxW tensors) -> one PanopticResult per image.
 
-    Arguments as in ``merge_panoptic``; ``target_sizes`` defaults to the input sizes. The model
+    Arguments as in ``merge_panoptic``; ``target_sizes`` defaults to the input sizes, ``threshold``
+    to the model's own (``model.config.keep_threshold``, the official 0.85 unless it says otherwise). The model
     must be in eval mode (``model.eval()``, as build_model returns it): in training mode dropout
     is on and trained batch norm uses each batch's statistics, so the segments would depend on
     chance and on the other images of the batch.
 
     Explained in ``book/appendix_side_topics.ipynb`` (the fast path, and why it gives the same answer).
     """
-    threshold = _check_arguments(model, threshold, is_thing, stuff_merge)
+    threshold = _check_arguments(model, keep_threshold(model) if threshold is None else threshold,
+                                 is_thing, stuff_merge)
     batch = model.detr.batch(images)
     if target_sizes is not None:
         target_sizes = _check_sizes(target_sizes, "target_sizes", len(batch.sizes))

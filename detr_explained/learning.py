@@ -37,7 +37,8 @@ from .detr import DETRPanoptic
 from .loop import CLIP_MAX_NORM, WEIGHT_DECAY, build_optimizer, train_step
 from .losses import SetCriterion
 from .mask_analysis import masks_at
-from .merge import KEEP_THRESHOLD, select_queries
+from .config import keep_threshold
+from .merge import select_queries
 from .pq import mask_iou
 from .recipes import TRAINED_PARTS, freeze_for_stage, set_train_mode, stage_loss_weights
 from .training_data import HFLIP_PROBABILITY, random_hflip
@@ -128,9 +129,11 @@ class QueryMasks:
 
 
 def kept_query_masks(model: DETRPanoptic, image: torch.Tensor, target: dict,
-                     threshold: float = KEEP_THRESHOLD) -> QueryMasks:
-    """The kept queries' masks on one image, each with the IoU of its matched segment
+                     threshold: Optional[float] = None) -> QueryMasks:
+    """The kept queries' masks on one image (class score above ``threshold``, default the model's
+    keep threshold), each with the IoU of its matched segment
     (``book/07_train_it_yourself.ipynb``). ``target`` as ``CocoPanoptic`` gives it."""
+    threshold = keep_threshold(model) if threshold is None else threshold
     outputs = _forward(model, [image])
     scores, labels, kept = select_queries(outputs["pred_logits"][0], threshold)
     query_idx, segment_idx = SetCriterion(model.config.num_classes).matcher(outputs, [target])[0]

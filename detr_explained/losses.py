@@ -30,11 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
+from .config import OFFICIAL_EOS_COEF
 from .matcher import HungarianMatcher, matched_queries
 
 # "No object" is far more common than any class (N = 100 queries, a few objects), so its
 # cross-entropy term is weighted by 0.1 to keep the classifier from answering "nothing" always.
-EOS_COEF = 0.1
+# (A model's config says which weight it is trained with: DETRConfig.eos_coef.)
+EOS_COEF = OFFICIAL_EOS_COEF
 
 # Focal loss (Lin et al. 2017): alpha balances positives against negatives, gamma shrinks the
 # loss of pixels that are already right, so the hard ones dominate.

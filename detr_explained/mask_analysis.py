@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import figures, pq
 from .explore import THRESHOLD_RANGE, Traced, merge_result, pq_of
-from .merge import KEEP_THRESHOLD, PanopticResult, select_queries
+from .merge import PanopticResult, select_queries
 
 
 def logits_at(pred_masks: torch.Tensor, size) -> torch.Tensor:
@@ -77,13 +77,14 @@ def attention_on_segment(maps: torch.Tensor, segment: torch.Tensor) -> dict:
             "heads": heads, "top": top, "top_share": float(maps[top][on].sum() / maps[top].sum())}
 
 
-def kept_queries_on_truth(traced: Traced, threshold: float = KEEP_THRESHOLD) -> list[dict]:
-    """One row per query the merge keeps (``book/04_mask_head.ipynb``): its class and score,
+def kept_queries_on_truth(traced: Traced, threshold: Optional[float] = None) -> list[dict]:
+    """One row per query the merge keeps (above ``threshold``, default the model's keep threshold) (``book/04_mask_head.ipynb``): its class and score,
     the ground-truth segment its mask overlaps best (position in the ground truth, class, kind,
     IoU) and how its attention sits on that segment (:func:`attention_on_segment`)."""
     tr = traced.trace
     ids, segments_info = traced.truth
     segments = torch.stack([torch.from_numpy(np.asarray(ids) == s["id"]) for s in segments_info])  # (S, H, W)
+    threshold = traced.keep_threshold if threshold is None else threshold
     scores, labels, kept = select_queries(tr.pred_logits[0], threshold)
     iou = segment_iou(tr.pred_masks[0], segments)                             # (N, S)
     rows = []

@@ -42,10 +42,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checks import whole_number
-from .config import COCO_LAST_THING_ID
+from .config import COCO_LAST_THING_ID, OFFICIAL_KEEP_THRESHOLD
 
-# A query is kept when its best real class has softmax probability above this.
-KEEP_THRESHOLD = 0.85
+# A query is kept when its best real class has softmax probability above this: the official
+# value. A model carries its own in config.keep_threshold (detr_explained.config.keep_threshold),
+# which the functions that are given a model or a trace use by default.
+KEEP_THRESHOLD = OFFICIAL_KEEP_THRESHOLD
 # Segments with this many pixels or fewer are removed and their pixels re-assigned.
 MAX_REMOVED_AREA = 4
 # Segment id of unlabelled pixels in the COCO panoptic format.

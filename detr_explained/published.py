@@ -41,7 +41,7 @@ from . import coco, explore, figures, synthetic
 from .config import get_config
 from .detr import DETRPanoptic
 from .hub import CHECKPOINTS, CheckpointError, build_model
-from .merge import KEEP_THRESHOLD, select_queries
+from .merge import select_queries
 from .preprocessing import SHORTER_SIDE, load_image, prepare_image
 
 # The official demo photo of DETR's notebooks: COCO val2017 image 39769, two cats lying on a pink
@@ -340,7 +340,7 @@ def query_to_show(traced: explore.Traced) -> int:
     confident kept query; else the most confident query of all (its best class other than
     "no object") (``book/08_published_model.ipynb``)."""
     logits = traced.trace.pred_logits[0]                                        # (N, C+1)
-    scores, labels, kept = select_queries(logits)
+    scores, labels, kept = select_queries(logits, traced.keep_threshold)
     with_segment = {q for s in traced.result.segments_info for q in s["queries"]}
     kept = kept.tolist()
     things = [q for q in kept if traced.is_thing(int(labels[q])) and q in with_segment]
@@ -405,9 +405,10 @@ def heads_view(traced: explore.Traced, query: int) -> explore.View:
 
 
 def kept_table(traced: explore.Traced) -> str:
-    """The queries the merge keeps (score above 0.85), most confident first: query, class,
+    """The queries the merge keeps (score above the model's keep threshold, 0.85 for the official
+    models), most confident first: query, class,
     thing or stuff, score, and the segment it made or joined (``book/08_published_model.ipynb``)."""
-    rows = [r for r in explore.query_rows(traced, KEEP_THRESHOLD) if r["kept"]]
+    rows = [r for r in explore.query_rows(traced) if r["kept"]]
     rows.sort(key=lambda r: -r["score"])
     _, labels, _ = select_queries(traced.trace.pred_logits[0])
     lines = [f"{'query':>5}  {'class':<22}{'kind':<7}{'score':>6}  segment"]

@@ -35,7 +35,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from .config import DETRConfig, get_config
+from .config import get_config, saved_config_fields
 from .evaluate import DEFAULT_CONFIG, category_list
 from .hub import SHIPPED, build_model, load_checkpoint, read_checkpoint_file, shipped_checkpoint, strip_ddp_prefix
 from .losses import LOSS_WEIGHTS
@@ -96,7 +96,7 @@ def read_initial_weights(source: str, config_name: Optional[str] = None) -> Init
         raise ValueError(f"--init-from {source}: this file holds no state dict (no 'model' entry); "
                          "give a model.pth or checkpoint.pth the training command wrote")
     saved = loaded.get("config") if isinstance(loaded.get("config"), dict) else None
-    config = ({k: v for k, v in saved.items() if k in DETRConfig.__dataclass_fields__} if saved
+    config = (saved_config_fields(saved) if saved
               else dataclasses.asdict(get_config(config_name or DEFAULT_CONFIG)))
     categories = loaded.get("categories")
     return InitialWeights(strip_ddp_prefix(state), config,

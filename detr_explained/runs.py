@@ -253,7 +253,8 @@ def restore_training_options(args: argparse.Namespace, saved: dict, announce: bo
     timed_drop = saved.get("lr_drop_minutes") is not None
     changed = [f"{_option_text(name, saved[name])} (not {_option_text(name, getattr(args, name))})"
                for name in RESUMED_OPTIONS if name in saved and saved[name] != getattr(args, name, None)
-               and not (name == "lr_drop" and timed_drop)]
+               and not (name == "lr_drop" and timed_drop)
+               and not (name == "eos_coef" and getattr(args, name, None) is None)]   # not given: the saved one
     for name in RESUMED_OPTIONS:
         if name in saved:
             setattr(args, name, saved[name])

@@ -64,7 +64,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import cli
 from .coco_panoptic import CocoPanoptic
-from .config import CONFIGS, DETRConfig, get_config
+from .config import CONFIGS, DETRConfig, get_config, saved_config_fields
 from .distributed import Distributed, setup_distributed, shutdown
 from .evaluate import DEFAULT_CONFIG, category_list, check_categories
 from .hub import build_model, check_config_overrides, load_checkpoint
@@ -165,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(repeatable; losses: " + ", ".join(LOSS_WEIGHTS) + "; default: the official "
                             "weights, " + ", ".join(f"{k.removeprefix('loss_')} {v:g}" for k, v in LOSS_WEIGHTS.items())
                             + "; the auxiliary decoder layers' losses take the same weights)")
-    optim.add_argument("--eos-coef", type=cli.positive_float, default=EOS_COEF, metavar="WEIGHT",
-                       help="the cross-entropy weight of the \"no object\" class (default: the official "
-                            "%(default)s, set for 100 queries of which about 93 match nothing; with a dozen "
-                            "queries about half match nothing, and a weight near 1 balances them)")
+    optim.add_argument("--eos-coef", type=cli.positive_float, default=None, metavar="WEIGHT",
+                       help="the cross-entropy weight of the \"no object\" class (default: the model "
+                            f"config's eos_coef: the official {EOS_COEF}, set for 100 queries of which about 93 "
+                            "match nothing, or 1 for detr-tiny-synthetic, whose dozen queries about half "
+                            "match nothing). It changes what a class score means: give the keep threshold "
+                            "that goes with it with --set keep_threshold=...")
     optim.add_argument("--ema", type=cli.probability, default=None, metavar="DECAY",
                        help="also keep an exponential moving average of the weights (e.g. 0.999), "
                             "evaluated and shipped in model.pth instead of the last step's weights")
@@ -180,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-every", type=cli.positive_int, default=None,
                      help="save checkpoint.pth every K steps (default: at each evaluation and at the end)")
     run.add_argument("--log-every", type=cli.positive_int, default=10, help="write losses to log.jsonl every K steps")
-    run.add_argument("--eval-threshold", type=cli.score_threshold, default=KEEP_THRESHOLD,
+    run.add_argument("--eval-threshold", type=cli.score_threshold, default=None,
                      help="class score above which a query is kept in evaluation, from 0 up to 1 "
-                          "(default %(default)s)")
+                          f"(default: the model config's keep_threshold: the official {KEEP_THRESHOLD}, "
+                          "0.4 for detr-tiny-synthetic)")
     run.add_argument("--precision", choices=PRECISIONS, default="float32",
                      help="the forward in float32, or under torch.autocast in bfloat16: about 1.6x "
                           "as fast on a CPU with AVX512-BF16 or AMX (benchmarks/train_step_speed.py); "
@@ -230,6 +233,8 @@ def parse_config_assignment(text: str) -> tuple[str, object]:
     fields = {f.name: str(f.type) for f in dataclasses.fields(DETRConfig)}
     if not sep or not raw:
         raise argparse.ArgumentTypeError(f"{text!r}: give FIELD=VALUE, e.g. dilation=true")
+    if key == "eos_coef":
+        raise argparse.ArgumentTypeError(f"{text!r}: the \"no object\" weight is set with --eos-coef {raw}")
     if key not in fields or key == "num_classes":
         raise argparse.ArgumentTypeError(
             f"{key!r} is not a field you can set; choose from "
@@ -244,7 +249,10 @@ def parse_config_assignment(text: str) -> tuple[str, object]:
         elif kind in ("int", "Optional[int]"):
             value = None if kind == "Optional[int]" and raw.lower() == "none" else int(raw)
         elif kind == "float":
-            value = float(raw)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{key} takes a number, e.g. {key}={getattr(DETRConfig(), key)!r}") from None
         else:
             value = raw
         check_config_overrides(**{key: value})
@@ -277,9 +285,10 @@ def check_options(args: argparse.Namespace) -> None:
                                  "(write a dataset with python -m detr_explained.synthetic, or give a "
                                  "folder with images/, panoptic/ and panoptic.json)")
     init_from = getattr(args, "init_from", None)
-    if init_from is not None and not args.resume and (args.config is not None or args.config_set):
+    architecture = [key for key, _ in args.config_set if key != "keep_threshold"]
+    if init_from is not None and not args.resume and (args.config is not None or architecture):
         raise cli.UsageError(f"--init-from {init_from} takes the model's config from that file: leave out "
-                             "--config and --set")
+                             "--config and --set (only --set keep_threshold=... may change)")
     if getattr(args, "stage", "both") == "masks" and init_from is None and not args.resume:
         raise cli.UsageError("--stage masks trains the attention maps and the mask head on a frozen box model: "
                              "give that model with --init-from (e.g. the model.pth of a --stage boxes run on "
@@ -337,7 +346,7 @@ def train(args: argparse.Namespace, dist_info: Distributed, argv: Sequence[str] 
                          os.path.join(args.out, CHECKPOINT_FILE))
         restore_training_options(args, resumed["args"], announce=dist_info.is_main)
         # The model is the one saved, whatever --config says now.
-        fields = resumed["config"]
+        fields = saved_config_fields(resumed["config"])
         asked = dict(args.config_set, num_classes=num_classes)
         if ((args.config is not None or args.config_set)
                 and dataclasses.asdict(get_config(args.config or DEFAULT_CONFIG, **asked)) != fields):
@@ -346,6 +355,8 @@ def train(args: argparse.Namespace, dist_info: Distributed, argv: Sequence[str] 
         config_name, overrides = DEFAULT_CONFIG, fields
     else:
         config_name, overrides = args.config or DEFAULT_CONFIG, dict(args.config_set, num_classes=num_classes)
+        if args.eos_coef is not None:   # the model's config records the weight it is trained with
+            overrides["eos_coef"] = args.eos_coef
         if args.init_from is not None:
             initial = read_initial_weights(args.init_from)
             if args.stage == "masks" and not same_categories(initial, categories):
@@ -382,7 +393,8 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
     optimiser, criterion and average, as a Trainer; and the two halves of the line it prints."""
     torch.manual_seed(args.seed)  # the same initial weights in every process
     if initial is not None:
-        model, kept_head = build_from_initial(initial, categories, overrides["num_classes"])
+        model, kept_head = build_from_initial(initial, categories, overrides["num_classes"],
+                                              **{k: overrides[k] for k in ("eos_coef", "keep_threshold") if k in overrides})
         described = (f"{args.init_from} (fine-tuned: "
                      + ("all weights kept, the categories are the same)" if kept_head else
                         "class head re-initialised for these categories, everything else kept)"))
@@ -395,6 +407,9 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
     # stage has nothing to learn from them
     model.detr.aux_loss = stage != "masks"
     config = model.config
+    # the weight and the threshold the model's config carries, unless the command gave them
+    args.eos_coef = config.eos_coef if args.eos_coef is None else args.eos_coef
+    args.eval_threshold = config.keep_threshold if args.eval_threshold is None else args.eval_threshold
     if config.frozen_batchnorm and initial is None and dist_info.is_main:
         print("warning: this config freezes batch norm with identity statistics; without "
               "pretrained weights the ResNet is unnormalised. For training from scratch use "
@@ -443,6 +458,8 @@ def _build_run(args, dist_info: Distributed, argv, train_set, val_set, categorie
         rates += f", x {LR_DROP_FACTOR:g} after {args.lr_drop_minutes:g} min of training"
     if args.eos_coef != EOS_COEF:
         rates += f", \"no object\" weight {args.eos_coef:g}"
+    if val_set is not None:
+        rates += f"; PQ with queries kept above {args.eval_threshold:g}"
     return trainer, what, rates
 
 

@@ -26,15 +26,16 @@ scripts/ablation_table.py --json wrote earlier from runs whose folders are gone 
 file it came from).
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
 
 import torch
 
 from detr_explained.coco_panoptic import open_dataset
+from detr_explained.config import OFFICIAL_EOS_COEF, OFFICIAL_KEEP_THRESHOLD, get_config, keep_threshold
 from detr_explained.evaluate import evaluate, load_trained_model
 from detr_explained.hub import (WEIGHTS_DIR, CheckpointError, build_model, check_finite, file_sha256,
                                 read_checkpoint)
@@ -78,10 +79,26 @@ def main(argv=None) -> None:
 
     source = os.path.join(args.run_dir, "model.pth")
     checkpoint = _read_run(args.run_dir, source)
+    preset = get_config(NAME)
+    trained_with = checkpoint["args"].get("eos_coef", OFFICIAL_EOS_COEF)
+    if trained_with != preset.eos_coef:
+        sys.exit(f"error: {args.run_dir} was trained with a \"no object\" weight of {trained_with:g}, but the "
+                 f"preset {NAME} says eos_coef={preset.eos_coef:g} (and keeps queries above "
+                 f"{preset.keep_threshold:g}, which goes with it): change the preset in "
+                 "detr_explained/config.py first, or ship a run of the preset's recipe")
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
     target = os.path.join(WEIGHTS_DIR, f"{NAME}.pth")
     record_path = os.path.join(WEIGHTS_DIR, f"{NAME}.json")
-    shutil.copyfile(source, target)
+    # model.pth as the run wrote it, its config completed with the preset's keep threshold and
+    # "no object" weight (a run made before those fields existed does not carry them), so that
+    # the file evaluated on its own (python -m detr_explained.evaluate --checkpoint) is merged as
+    # build_model(NAME, pretrained=True) merges it
+    shipped = torch.load(source, map_location="cpu", weights_only=True)
+    shipped["config"] = dict(shipped["config"], keep_threshold=preset.keep_threshold, eos_coef=preset.eos_coef)
+    architecture = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("keep_threshold", "eos_coef")}
+    if {k: shipped["config"].get(k) for k in architecture} != architecture:
+        sys.exit(f"error: {source} has the config {shipped['config']}, not the preset {NAME}'s {architecture}")
+    torch.save(shipped, target)
     sha256 = file_sha256(target)
     # build_model(pretrained=True) checks the file against the record's hash: record it first
     _write_json(record_path, dict(_read_json(record_path), name=NAME, sha256=sha256))
@@ -100,6 +117,8 @@ def main(argv=None) -> None:
         "weights_megabytes": round(os.path.getsize(target) / 1e6, 2),
         "sha256": sha256,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "keep_threshold": keep_threshold(model),
+        "eos_coef": model.config.eos_coef,
         "data_commands": args.data_command,
         "command": args.command,
         "code_commit": args.code_commit,
@@ -126,7 +145,7 @@ def main(argv=None) -> None:
             "average": {g: last[f"pq_{g.lower()}"] for g in ("All", "Things", "Stuff")},
             "last_step": {g: last[f"raw_pq_{g.lower()}"] for g in ("All", "Things", "Stuff")}}
     if args.rerun:
-        record["rerun"] = _rerun_record(args, val_set)
+        record["rerun"] = _rerun_record(args, val_set, model)
     if args.other_seed_data:
         record["other_seeds"] = [_score(model, folder) for folder in args.other_seed_data]
     if args.ablation or recorded_rows:
@@ -145,6 +164,11 @@ parameters, {record['weights_megabytes']} MB) trained from scratch on synthetic 
 of this page; `book/07_train_it_yourself.ipynb` prints it and reproduces the PQ below.
 Its SHA-256 is `{sha256}`; `build_model` refuses a file with another one (restore it with
 `git checkout -- detr_explained/weights` in a clone, or reinstall the package).
+
+It was trained with the "no object" class weighted {record['eos_coef']:g} in the class loss (the official
+{OFFICIAL_EOS_COEF:g}), so its merge keeps a query whose best class scores above **{record['keep_threshold']:g}**
+(`keep_threshold` in its config), not the official {OFFICIAL_KEEP_THRESHOLD:g}; every PQ below is at that
+threshold, and `book/07_train_it_yourself.ipynb` explains why the two go together.
 
 ## How it was made
 
@@ -198,13 +222,16 @@ def _score(model, folder: str) -> dict:
             "pq": _group_pq(evaluate(model, dataset))}
 
 
-def _rerun_record(args, val_set) -> dict:
+def _rerun_record(args, val_set, shipped) -> dict:
     checkpoint = _read_run(args.rerun, os.path.join(args.rerun, "model.pth"))
     model = load_trained_model(os.path.join(args.rerun, "model.pth"), dataset=val_set)  # its saved config
     return {"run": args.rerun, "steps": checkpoint["step"],
             "train_minutes": round(checkpoint["train_seconds"] / 60, 2),
             "wall_minutes": args.rerun_wall_minutes, "note": args.rerun_note,
-            "pq": _group_pq(evaluate(model, val_set))}
+            # at the shipped model's threshold: a run folder written before the config carried it
+            # would be read with the official 0.85
+            "keep_threshold": keep_threshold(shipped),
+            "pq": _group_pq(evaluate(model, val_set, threshold=keep_threshold(shipped)))}
 
 
 def ablation_row(item: str) -> dict:
@@ -236,7 +263,10 @@ def ablation_row(item: str) -> dict:
            "num_queries": checkpoint["config"]["num_queries"],
            "pq": {"All": last["pq_all"], "Things": last["pq_things"], "Stuff": last["pq_stuff"]},
            "steps_per_second": round(last["step"] / last["train_seconds"], 2),
-           "precision": options.get("precision", "float32")}
+           "precision": options.get("precision", "float32"),
+           # runs made before these options existed trained with 0.1 and were scored above 0.85
+           "eos_coef": options.get("eos_coef") or OFFICIAL_EOS_COEF,
+           "eval_threshold": options.get("eval_threshold") or OFFICIAL_KEEP_THRESHOLD}
     if "raw_pq_all" in last:
         row["pq_last_step_weights"] = {"All": last["raw_pq_all"], "Things": last["raw_pq_things"],
                                        "Stuff": last["raw_pq_stuff"]}
@@ -283,8 +313,8 @@ def _evidence_markdown(record: dict) -> str:
                  f"{100 * (rerun['pq']['All'] - shipped['All']):+.1f} points. {rerun['note']}\n")
     if "ablations" in record:
         text += ("\n## Ablations: one change at a time\n\n"
-                 "Each row is one evaluation of a run of the training command, short or hour-long (on the same data, seed 0, "
-                 "lr 2e-4), read from the run's own `log.jsonl`: PQ on the first "
+                 "Each row is one evaluation of a run of the training command, short or hour-long (on the same data, seed 0, lr 2e-4 "
+                 "unless the change says otherwise), read from the run's own `log.jsonl`: PQ on the first "
                  f"{', '.join(sorted({str(r['eval_images']) for r in record['ablations']}))} held-out scenes of "
                  "seed 1, at the step shown, and the run's measured training speed with the threads it had "
                  "(runs with one thread each ran two at a time, so their speeds compare only with each "
@@ -295,14 +325,16 @@ def _evidence_markdown(record: dict) -> str:
 
 def ablation_table(rows: list[dict]) -> str:
     """Markdown table of ablation rows (``ablation_row``), one line per row."""
-    text = ("| change | Res5 stride | queries | batch | step | scenes seen | PQ all / things / stuff | steps/s "
-            "| threads | forward | run |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    text = ("| change | Res5 stride | queries | \"no object\" weight | kept above | batch | step | scenes seen "
+            "| PQ all / things / stuff | steps/s | threads | forward | run |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     for row in rows:
         step = f"{row['steps']}" + (f" (lr x 0.1 from {row['lr_drop']})"
                                     if row["lr_drop"] and row["lr_drop"] < row["steps"] else "")
         processes = row.get("processes", 1)
         batch = f"{row['batch_size']}" + (f" x {processes} processes" if processes > 1 else "")
-        text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | {batch} | "
+        text += (f"| {row['change']} | {row['res5_stride']} | {row['num_queries']} | "
+                 f"{row.get('eos_coef', OFFICIAL_EOS_COEF):g} | {row.get('eval_threshold', OFFICIAL_KEEP_THRESHOLD):g} | {batch} | "
                  f"{step} | {row['steps'] * row['batch_size'] * processes:,} | "
                  f"{pq_line(row['pq'])} | {row['steps_per_second']:.2f} | {row.get('threads') or 'auto'} | "
                  f"{row.get('precision', 'float32')} | {row['run']} |\n")

@@ -1,7 +1,7 @@
 """Why a model misses shapes: every thing segment that panoptic quality does not count as a match,
 sorted by what went wrong.
 
-    .venv/bin/python scripts/thing_errors.py --checkpoint RUN/model.pth --data DIR [--threshold 0.85]
+    .venv/bin/python scripts/thing_errors.py --checkpoint RUN/model.pth --data DIR [--threshold T (default: the model's keep threshold)]
 
 PQ's recognition quality (RQ) only says how many thing segments were unmatched (its false negatives
 and false positives). This script runs the fast inference path as ``python -m detr_explained.evaluate``
@@ -26,6 +26,7 @@ import argparse
 import collections
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 import torch
@@ -36,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from detr_explained.coco_panoptic import open_dataset  # noqa: E402
 from detr_explained.evaluate import _drop_unknown_categories, is_thing_of, load_trained_model  # noqa: E402
 from detr_explained.inference import segment  # noqa: E402
-from detr_explained.merge import KEEP_THRESHOLD  # noqa: E402
 from detr_explained.pq import mask_iou  # noqa: E402
 
 MATCH_IOU = 0.5     # PQ's match
@@ -44,7 +44,7 @@ OVERLAP_IOU = 0.1   # "overlaps": more than a touch
 SEEN_PROBABILITY = 0.5
 
 
-def thing_errors(model, dataset, threshold: float = KEEP_THRESHOLD, batch_size: int = 8) -> dict:
+def thing_errors(model, dataset, threshold: Optional[float] = None, batch_size: int = 8) -> dict:
     """Counts per (category name, kind): ``{"matched": Counter, "missed": Counter, "extra": Counter,
     "areas": {"matched": [...], "missed": [...]}}``."""
     categories = dataset.categories
@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="model.pth or checkpoint.pth of a training run")
     parser.add_argument("--data", required=True, help="a COCO panoptic folder (images/, panoptic/, panoptic.json)")
-    parser.add_argument("--threshold", type=float, default=KEEP_THRESHOLD)
+    parser.add_argument("--threshold", type=float, default=None, help="default: the model's keep threshold")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -39,6 +39,7 @@ def test_row_comes_from_the_run_files(short_run):
     assert row["steps_per_second"] == round(2 / last["train_seconds"], 2)
     assert "pq_last_step_weights" in row  # --ema: the last evaluation scored both
     assert row["processes"] == 1
+    assert (row["eos_coef"], row["eval_threshold"]) == (1.0, 0.4)   # the preset's, as the run used them
 
 
 def test_rows_of_data_parallel_runs_count_every_process():
@@ -47,7 +48,8 @@ def test_rows_of_data_parallel_runs_count_every_process():
            "processes": 2, "res5_stride": 16, "num_queries": 12, "steps_per_second": 3.5, "threads": 1,
            "precision": "bfloat16", "pq": {"All": 0.5, "Things": 0.25, "Stuff": 0.75}}
     line = ship_weights.ablation_table([row]).splitlines()[2]
-    assert line.startswith("| two processes | 16 | 12 | 8 x 2 processes | 10 | 160 | 50.0 / 25.0 / 75.0 |")
+    # a row recorded before the "no object" weight and the threshold were columns: the official ones
+    assert line.startswith("| two processes | 16 | 12 | 0.1 | 0.85 | 8 x 2 processes | 10 | 160 | 50.0 / 25.0 / 75.0 |")
 
 
 def test_row_at_a_chosen_step_and_a_missing_one(short_run):
@@ -65,7 +67,8 @@ def test_script_prints_the_table_and_writes_json(short_run, tmp_path):
                              capture_output=True, text=True, check=True).stdout
     lines = printed.splitlines()
     assert lines[0].startswith("| change | Res5 stride | queries |") and len(lines) == 4
-    assert lines[2].startswith("| stride 16 | 16 | 12 | 4 | 1 | 4 |")
+    # the run trained detr-tiny-synthetic's preset: "no object" weighted 1, kept above 0.4
+    assert lines[2].startswith("| stride 16 | 16 | 12 | 1 | 0.4 | 4 | 1 | 4 |")
     rows = json.loads(out.read_text())["rows"]
     assert [r["steps"] for r in rows] == [1, 2]
     assert [e["step"] for e in rows[0]["evaluations"]] == [1, 2]

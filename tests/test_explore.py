@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from detr_explained import build_model, explore, figures, synthetic
-from detr_explained.merge import KEEP_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +114,7 @@ def test_query_rows_list_every_query_and_mark_the_kept(traced):
     rows = explore.query_rows(traced)
     assert [r["query"] for r in rows] == list(range(traced.num_queries))
     kept = [r for r in rows if r["kept"]]
-    assert kept and all(r["score"] > KEEP_THRESHOLD and r["class"] != "no object" for r in kept)
+    assert kept and all(r["score"] > traced.keep_threshold and r["class"] != "no object" for r in kept)
     assert len(kept_queries(traced)) == sum(len(s["queries"]) for s in traced.result.segments_info)
 
 
@@ -333,7 +332,7 @@ def test_merge_panel_follows_threshold_rule_and_stuff_merge(traced, no_model_run
     (lambda t: explore.QueryPanel(t, query=99), "query must be"),
     (lambda t: explore.QueryPanel(t, head=8), "head must be"),
     (lambda t: explore.MaskStagePanel(t, stage="lay9"), "stage must be one of"),
-    (lambda t: explore.MergePanel(t, threshold=0.3), "runs from 0.5 to 0.99"),
+    (lambda t: explore.MergePanel(t, threshold=0.05), "runs from 0.1 to 0.99"),
     (lambda t: explore.MergePanel(t, stuff_merge="all"), "stuff_merge must be"),
 ])
 def test_panels_refuse_a_first_state_their_controls_cannot_show(traced, make, message):

@@ -88,7 +88,7 @@ def test_the_second_stage_fits_the_masks_and_leaves_the_detector(scenes, one_thr
                                     eval_every=75, hflip=0.0)
     assert run.iou_steps == [0, 75, 150] and len(run.losses) == 150
     iou = run.mean_iou()
-    assert iou[-1] > iou[0] + 0.15, iou
+    assert iou[-1] > 2 * iou[0] and iou[-1] > iou[0] + 0.1, iou
     state = model.state_dict()
     for key, value in detector.items():   # weights and batch-norm statistics, bit for bit
         assert torch.equal(state[key], value), key

@@ -47,7 +47,7 @@ def test_peak_and_spread():
 
 def test_kept_queries_and_the_query_of_a_segment(book):
     rows = mask_analysis.kept_queries_on_truth(book.traced)
-    _, _, kept = merge.select_queries(book.trace.pred_logits[0])
+    _, _, kept = merge.select_queries(book.trace.pred_logits[0], book.traced.keep_threshold)
     assert [r["query"] for r in rows] == kept.tolist()
     assert all(0 <= r["iou"] <= 1 and 0 <= r["attention"] <= 1 + 1e-6 for r in rows)
     largest = max(range(len(book.truth)), key=lambda k: book.truth[k]["area"])
@@ -60,7 +60,7 @@ def test_threshold_steps(book):
     assert [s["threshold"] for s in steps] == sorted(s["threshold"] for s in steps)
     for before, after in zip(steps, steps[1:]):               # a higher threshold keeps fewer
         assert set(after["kept"]) < set(before["kept"])
-    at_default = [s for s in steps if s["threshold"] <= merge.KEEP_THRESHOLD][-1]
+    at_default = [s for s in steps if s["threshold"] <= book.traced.keep_threshold][-1]
     assert at_default["pq"] == pytest.approx(pq_of(book.traced, merge_result(book.traced)).summary["All"]["pq"])
 
 

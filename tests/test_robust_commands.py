@@ -120,7 +120,7 @@ def test_any_options_parse_to_valid_values_or_one_clear_error(capsys, chosen):
         return
     assert args.steps is None or args.steps >= 1
     assert args.batch_size >= 1 and args.log_every >= 1 and args.lr > 0
-    assert 0 <= args.eval_threshold < 1 and 0 <= args.hflip <= 1
+    assert (args.eval_threshold is None or 0 <= args.eval_threshold < 1) and 0 <= args.hflip <= 1
     assert args.val_size is None or args.val_size >= 0
     assert args.threads is None or args.threads >= 1
     assert args.seed >= 0 and args.clip >= 0 and (args.lr_drop is None or args.lr_drop >= 1)

@@ -250,8 +250,8 @@ def run_merge(path, logits, masks, monkeypatch, **options):
     if path == "merge_panoptic":
         return merge_panoptic({"pred_logits": logits, "pred_masks": masks}, [(SIDE, SIDE)], **options)[0]
     torch.manual_seed(0)
-    model = de.build_model(SHIPPED)
-    threshold = options.get("threshold", KEEP_THRESHOLD)
+    model = de.build_model(SHIPPED, keep_threshold=KEEP_THRESHOLD)   # segment's default: the model's
+    threshold = options.get("threshold", model.config.keep_threshold)
     real = model.detr.encode_decode
 
     def encode_decode(batch, recorder=None):

@@ -290,9 +290,10 @@ def test_loss_weight_changes_the_total_and_resume_keeps_it(data_dir, tmp_path, c
 
 
 def test_eos_coef_weighs_no_object_and_resume_keeps_it(data_dir, tmp_path, capsys, monkeypatch):
-    """--eos-coef 1: the criterion the run builds gives "no object" the weight 1 (the official 0.1
-    by default), the checkpoint remembers it, --resume uses it, and a checkpoint written before the
-    option existed resumes with the official 0.1."""
+    """--eos-coef 0.5: the criterion the run builds gives "no object" the weight 0.5 (by default
+    the model config's: 1 for detr-tiny-synthetic, the official 0.1 for the other presets), the
+    checkpoint and the model's config remember it, --resume uses it, and a checkpoint written
+    before the option existed resumes with the official 0.1."""
     built = []
     real = train.SetCriterion
 
@@ -303,19 +304,54 @@ def test_eos_coef_weighs_no_object_and_resume_keeps_it(data_dir, tmp_path, capsy
 
     monkeypatch.setattr(train, "SetCriterion", recording)
     run(data_dir, tmp_path / "plain", "--steps", 1)
+    assert built[-1] == 1.0 == de.get_config("detr-tiny-synthetic").eos_coef
+    saved = train.load_training_checkpoint(tmp_path / "plain")
+    assert saved["args"]["eos_coef"] == 1.0 and saved["args"]["eval_threshold"] == 0.4
+    run(data_dir, tmp_path / "official", "--steps", 1, "--config", "detr-tiny")
     assert built[-1] == pytest.approx(de.losses.EOS_COEF)
-    run(data_dir, tmp_path, "--steps", 1, "--eos-coef", 1)
-    assert built[-1] == 1.0
-    assert '"no object" weight 1' in capsys.readouterr().out
-    assert train.load_training_checkpoint(tmp_path)["args"]["eos_coef"] == 1.0
-    run(data_dir, tmp_path, "--steps", 2, "--resume", "--eos-coef", 0.5)
-    assert built[-1] == 1.0 and train.load_training_checkpoint(tmp_path)["step"] == 2
-    assert "resuming with the checkpoint's --eos-coef 1.0 (not --eos-coef 0.5)" in capsys.readouterr().err
+    run(data_dir, tmp_path, "--steps", 1, "--eos-coef", 0.5)
+    assert built[-1] == 0.5
+    assert '"no object" weight 0.5' in capsys.readouterr().out
+    assert train.load_training_checkpoint(tmp_path)["args"]["eos_coef"] == 0.5
+    assert load_trained_model(tmp_path / "model.pth").config.eos_coef == 0.5
+    run(data_dir, tmp_path, "--steps", 2, "--resume", "--eos-coef", 0.25)
+    assert built[-1] == 0.5 and train.load_training_checkpoint(tmp_path)["step"] == 2
+    assert "resuming with the checkpoint's --eos-coef 0.5 (not --eos-coef 0.25)" in capsys.readouterr().err
+    run(data_dir, tmp_path, "--steps", 3, "--resume")          # not given: the saved one, no note
+    assert built[-1] == 0.5 and "--eos-coef" not in capsys.readouterr().err
     old = train.load_training_checkpoint(tmp_path)
     del old["args"]["eos_coef"]
     torch.save(old, tmp_path / "checkpoint.pth")
-    run(data_dir, tmp_path, "--steps", 3, "--resume", "--eos-coef", 0.5)
+    run(data_dir, tmp_path, "--steps", 4, "--resume", "--eos-coef", 0.25)
     assert built[-1] == pytest.approx(de.losses.EOS_COEF)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("keep_threshold=1.5", "from 0 up to"), ("keep_threshold=high", "keep_threshold takes a number"),
+    ("eos_coef=1", "set with --eos-coef 1")])
+def test_set_refuses_a_bad_keep_threshold_and_the_no_object_weight(data_dir, tmp_path, capsys, assignment, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run(data_dir, tmp_path / "run", "--steps", 1, "--set", assignment)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_set_keep_threshold_is_saved_and_used_by_evaluation(data_dir, tmp_path, capsys):
+    """--set keep_threshold=0.7: the model's config carries it into model.pth, the run's
+    periodic evaluation uses it, and --init-from may change it (the architecture it may not)."""
+    train.main(["--data", data_dir, "--val-size", "2", "--out", str(tmp_path / "a"), "--batch-size", "4",
+                "--threads", "1", "--steps", "1", "--set", "keep_threshold=0.7"])
+    assert train.load_training_checkpoint(tmp_path / "a")["args"]["eval_threshold"] == 0.7
+    assert "PQ with queries kept above 0.7" in capsys.readouterr().out
+    assert load_trained_model(tmp_path / "a" / "model.pth").config.keep_threshold == 0.7
+    run(data_dir, tmp_path / "b", "--steps", 1, "--init-from", tmp_path / "a" / "model.pth",
+        "--set", "keep_threshold=0.6")
+    assert load_trained_model(tmp_path / "b" / "model.pth").config.keep_threshold == 0.6
+    with pytest.raises(SystemExit):
+        run(data_dir, tmp_path / "c", "--steps", 1, "--init-from", tmp_path / "a" / "model.pth",
+            "--set", "num_queries=5")
+    assert "only --set keep_threshold" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "one"])
