@@ -16,6 +16,9 @@ batch size, learning rate and seed:
   ``--stage masks --init-from`` that box model for the other half (the official recipe);
 - ``two-stage-scratch``: the same two stages from random weights.
 
+Every run takes the model config's "no object" weight and keep threshold (the shipped model's
+1 and 0.4, which the preset shares); each row records both.
+
 It prints, and writes to ``--record`` (the chapter prints the table from it), PQ all / things /
 stuff on the held-out images, the training minutes and steps per second of each, the commands,
 the code commit and the thread count. Training time is measured by the command itself (loading
@@ -39,6 +42,7 @@ sys.path.insert(0, ROOT)
 from detr_explained import train  # noqa: E402
 from detr_explained.convert import convert  # noqa: E402
 from detr_explained.example_labels import write_example_labels  # noqa: E402
+from detr_explained.runs import load_training_checkpoint  # noqa: E402
 
 RECORD = os.path.join(ROOT, "detr_explained", "data", "fine_tuning.json")
 
@@ -97,7 +101,11 @@ def main() -> None:
             record = run([*common, *options])
             seconds += record["train_seconds"]
             steps += int(options[options.index("--steps") + 1])
+        # the last command's "no object" weight and the threshold its PQ was measured at (the
+        # model config's: --init-from's file, or the preset's for random weights)
+        options_used = load_training_checkpoint(options[options.index("--out") + 1])["args"]
         row = {"recipe": name, "steps": steps, "train_minutes": round(seconds / 60, 2),
+               "eos_coef": options_used["eos_coef"], "eval_threshold": options_used["eval_threshold"],
                "steps_per_second": round(steps / seconds, 2),
                "pq_all": record["pq_all"], "pq_things": record["pq_things"], "pq_stuff": record["pq_stuff"],
                "commands": ["python -m detr_explained.train " + " ".join(common + options).replace(work + "/", "")
