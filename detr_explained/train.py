@@ -20,8 +20,8 @@ Command line::
     python -m detr_explained.train --data DATA --out RUN_DIR [--val-data VAL]
         [--config detr-tiny-synthetic] [--epochs E | --steps S] [--batch-size 8] [--lr 1e-4]
         [--lr-backbone LR] [--weight-decay 1e-4] [--clip 0.1] [--lr-drop STEP | --lr-drop-minutes M]
-        [--eos-coef 0.1]
-        [--eval-every K] [--seed 0] [--resume] [--overwrite] [--num-workers 0]
+        [--eos-coef WEIGHT (default: the config's eos_coef)] [--set FIELD=VALUE ...]
+        [--eval-every K] [--eval-threshold T (default: the config's keep_threshold)] [--seed 0] [--resume] [--overwrite] [--num-workers 0]
         [--progress bar|lines] [--hflip 0.5] [--ema DECAY]
         [--init-from detr-tiny-synthetic|FILE] [--stage both|boxes|masks]
 
